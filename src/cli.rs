@@ -1,0 +1,280 @@
+//! Command line and environment: the clap definition, turned once into a
+//! plain [`Config`] that nothing else ties to clap.
+//!
+//! Every option can also come from `CDRSHIP_<NAME>` so systemd units and
+//! xinetd services can keep settings in an environment file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{ArgAction, Parser, ValueEnum};
+
+use crate::record::{Columns, Format, Mapper};
+
+/// Ship PBX call detail records (one per line) to Apache Kafka.
+///
+/// Reads stdin by default (`tail -f Master.csv | cdrship -t asterisk`, or
+/// under xinetd where stdin is the socket), follows a file with `--file`,
+/// or serves TCP with `--listen`. Every line becomes one Kafka message.
+/// Exit code 0 means every line read was acknowledged by the broker.
+#[derive(Debug, Parser)]
+#[command(version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Kafka bootstrap servers, comma separated.
+    #[arg(short, long, env = "CDRSHIP_BROKERS", default_value = "localhost:9092")]
+    pub brokers: String,
+
+    /// Topic that receives the lines.
+    #[arg(short, long, env = "CDRSHIP_TOPIC")]
+    pub topic: String,
+
+    /// Librdkafka property key=value, repeatable (or `;`-separated); applied
+    /// last, so it overrides cdrship's defaults (acks=all, idempotence,
+    /// retry until delivered).
+    #[arg(
+        short = 'X',
+        value_name = "KEY=VALUE",
+        env = "CDRSHIP_X",
+        value_delimiter = ';'
+    )]
+    pub property: Vec<String>,
+
+    /// Follow this file (across rename+create rotation) instead of stdin.
+    #[arg(long, env = "CDRSHIP_FILE", conflicts_with = "listen")]
+    pub file: Option<PathBuf>,
+
+    /// Serve TCP on this address (repeatable) instead of reading stdin.
+    #[arg(long, env = "CDRSHIP_LISTEN", value_delimiter = ',')]
+    pub listen: Vec<SocketAddr>,
+
+    /// Message value: the line as received (raw) or a JSON object of its
+    /// CSV fields (json, needs --preset or --columns).
+    #[arg(short, long, env = "CDRSHIP_FORMAT", value_enum, default_value_t = FormatArg::Raw)]
+    pub format: FormatArg,
+
+    /// Column preset for --format json: asterisk-cdr.
+    #[arg(long, env = "CDRSHIP_PRESET", conflicts_with = "columns")]
+    pub preset: Option<String>,
+
+    /// Column names for --format json, comma separated; `name:int` makes
+    /// a JSON integer.
+    #[arg(long, env = "CDRSHIP_COLUMNS")]
+    pub columns: Option<String>,
+
+    /// Message key taken from this JSON field (needs --format json).
+    #[arg(short, long, env = "CDRSHIP_KEY")]
+    pub key: Option<String>,
+
+    /// Topic for rejected lines (overlong, malformed); default `<topic>.rejects`.
+    #[arg(long, env = "CDRSHIP_REJECT_TOPIC")]
+    pub reject_topic: Option<String>,
+
+    /// Lines longer than this many bytes are rejected, not truncated.
+    #[arg(long, env = "CDRSHIP_MAX_LINE_BYTES", default_value_t = 64 * 1024)]
+    pub max_line_bytes: usize,
+
+    /// Directory for file-mode progress; defaults to $STATE_DIRECTORY
+    /// (systemd StateDirectory=). Without it a restart re-reads the file.
+    #[arg(long, env = "CDRSHIP_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Seconds between file re-checks when no change event arrives.
+    #[arg(long, env = "CDRSHIP_POLL_INTERVAL", default_value = "1", value_parser = parse_secs)]
+    pub poll_interval: Duration,
+
+    /// Seconds to wait for outstanding deliveries on SIGTERM/SIGINT or EOF.
+    #[arg(long, env = "CDRSHIP_SHUTDOWN_TIMEOUT", default_value = "30", value_parser = parse_secs)]
+    pub shutdown_timeout: Duration,
+
+    /// Print each delivered message value to stdout after the broker
+    /// acknowledged it (a tee for trying cdrship out).
+    #[arg(long, env = "CDRSHIP_ECHO")]
+    pub echo: bool,
+
+    /// More logging (-v debug).
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only log warnings and errors.
+    #[arg(short, long, env = "CDRSHIP_QUIET")]
+    pub quiet: bool,
+}
+
+/// The `--format` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// The line's bytes exactly as received.
+    Raw,
+    /// CSV fields as a JSON object.
+    Json,
+}
+
+/// Where lines come from; exactly one per process.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    /// Standard input: a pipe, a file, or an inetd socket.
+    Stdin,
+    /// A followed file.
+    File {
+        /// The path to follow (re-opened after rotation).
+        path: PathBuf,
+        /// Where progress is saved, if anywhere.
+        state_dir: Option<PathBuf>,
+        /// Periodic re-check when no event arrives.
+        poll_interval: Duration,
+    },
+    /// TCP listeners.
+    Listen(Vec<SocketAddr>),
+}
+
+/// Everything the pipeline needs, free of clap.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The input.
+    pub source: SourceConfig,
+    /// Producer properties in the order they are applied.
+    pub kafka: Vec<(String, String)>,
+    /// Destination topic.
+    pub topic: String,
+    /// Destination of rejected lines.
+    pub reject_topic: String,
+    /// Line to message mapping.
+    pub mapper: Mapper,
+    /// Longest line accepted.
+    pub max_line_bytes: usize,
+    /// Drain bound on shutdown.
+    pub shutdown_timeout: Duration,
+    /// Tee delivered values to stdout.
+    pub echo: bool,
+}
+
+impl Cli {
+    /// Validate option combinations and build the [`Config`].
+    pub fn into_config(self) -> Result<Config> {
+        let source = match (self.file, self.listen.is_empty()) {
+            (Some(path), _) => SourceConfig::File {
+                path,
+                state_dir: self
+                    .state_dir
+                    .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from)),
+                poll_interval: self.poll_interval,
+            },
+            (None, false) => SourceConfig::Listen(self.listen),
+            (None, true) => SourceConfig::Stdin,
+        };
+        let format = match self.format {
+            FormatArg::Raw => {
+                if self.key.is_some() {
+                    bail!("--key needs --format json (the key is taken from a named field)");
+                }
+                Format::Raw
+            }
+            FormatArg::Json => {
+                let columns = match (&self.preset, &self.columns) {
+                    (Some(name), _) => Columns::preset(name)?,
+                    (None, Some(list)) => Columns::parse(list)?,
+                    (None, None) => bail!(
+                        "--format json needs column names: --preset asterisk-cdr or --columns a,b,c"
+                    ),
+                };
+                Format::Json(columns)
+            }
+        };
+        let mapper = Mapper::new(format, self.key.as_deref())?;
+        if self.max_line_bytes == 0 {
+            bail!("--max-line-bytes must be at least 1");
+        }
+        let mut kafka = crate::sink::default_properties(&self.brokers);
+        for prop in &self.property {
+            let (key, value) = prop
+                .split_once('=')
+                .with_context(|| format!("-X {prop}: expected key=value"))?;
+            kafka.push((key.trim().to_owned(), value.trim().to_owned()));
+        }
+        Ok(Config {
+            source,
+            kafka,
+            reject_topic: self
+                .reject_topic
+                .unwrap_or_else(|| format!("{}.rejects", self.topic)),
+            topic: self.topic,
+            mapper,
+            max_line_bytes: self.max_line_bytes,
+            shutdown_timeout: self.shutdown_timeout,
+            echo: self.echo,
+        })
+    }
+
+    /// Log level from -v/-q: 0 warn, 1 info, 2 debug.
+    pub fn log_level(&self) -> u8 {
+        if self.quiet {
+            0
+        } else {
+            1 + self.verbose.min(1)
+        }
+    }
+}
+
+/// Seconds as `1.5` or `30s`.
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    text.strip_suffix('s')
+        .unwrap_or(text)
+        .parse::<f64>()
+        .ok()
+        .filter(|secs| secs.is_finite() && *secs >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{text}` is not a number of seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn config(args: &[&str]) -> Result<Config> {
+        let mut argv = vec!["cdrship", "-t", "cdr"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)?.into_config()
+    }
+
+    #[test]
+    fn json_without_columns_is_a_usage_error() {
+        let err = config(&["-f", "json"]).unwrap_err().to_string();
+        assert!(err.contains("--preset"), "{err}");
+    }
+
+    #[test]
+    fn user_properties_come_after_defaults() {
+        let cfg = config(&["-X", "acks=1", "-X", "linger.ms = 7"]).unwrap();
+        let last = |key: &str| {
+            cfg.kafka
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .unwrap()
+                .1
+                .clone()
+        };
+        assert_eq!(last("acks"), "1");
+        assert_eq!(last("linger.ms"), "7");
+        assert_eq!(cfg.reject_topic, "cdr.rejects");
+    }
+
+    #[test]
+    fn file_and_listen_are_exclusive() {
+        assert!(config(&["--file", "x", "--listen", "127.0.0.1:1"]).is_err());
+    }
+
+    #[test]
+    fn key_needs_json() {
+        assert!(config(&["-k", "uniqueid"]).is_err());
+        assert!(config(&["-f", "json", "--preset", "asterisk-cdr", "-k", "uniqueid"]).is_ok());
+    }
+}

@@ -1,0 +1,277 @@
+//! Line framing: split a byte stream on `\n`, strip one trailing `\r`,
+//! skip empty lines, cap the line length, and keep the stream offset of
+//! every line end so file mode can checkpoint exactly.
+//!
+//! The framer owns one fixed buffer that sources read into directly; lines
+//! are handed out as slices of it, so framing allocates nothing per line.
+//! It knows nothing about where bytes come from or where lines go.
+
+/// Bytes read per call when lines are short; the buffer also always has
+/// room for one maximal line.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// One framed unit of input.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// A complete line without its `\n` / `\r\n`.
+    Line {
+        /// The line's bytes, exactly as received.
+        bytes: &'a [u8],
+        /// Stream offset just after the line (and its newline, if any).
+        end: u64,
+    },
+    /// A line longer than the cap: only its head is kept.
+    Overlong {
+        /// The first `max_line_bytes` bytes of the line.
+        head: &'a [u8],
+        /// The full length of the line in bytes.
+        len: u64,
+        /// Stream offset just after the line.
+        end: u64,
+    },
+}
+
+impl Frame<'_> {
+    /// Stream offset just after the line.
+    pub fn end(&self) -> u64 {
+        match self {
+            Frame::Line { end, .. } | Frame::Overlong { end, .. } => *end,
+        }
+    }
+}
+
+/// Splits a byte stream into [`Frame`]s.
+#[derive(Debug)]
+pub struct Framer {
+    buf: Vec<u8>,
+    /// First unconsumed byte in `buf`.
+    pos: usize,
+    /// End of valid data in `buf`.
+    len: usize,
+    /// Stream offset of `buf[pos]`.
+    offset: u64,
+    max_line: usize,
+    /// Set while skipping the tail of an overlong line: its length so far.
+    discarding: Option<u64>,
+    /// Head of the overlong line being skipped.
+    head: Vec<u8>,
+}
+
+impl Framer {
+    /// A framer whose first byte is at stream offset `start`.
+    pub fn new(max_line: usize, start: u64) -> Self {
+        let capacity = READ_CHUNK.max(max_line.saturating_add(READ_CHUNK / 4));
+        Framer {
+            buf: vec![0; capacity],
+            pos: 0,
+            len: 0,
+            offset: start,
+            max_line,
+            discarding: None,
+            head: Vec::new(),
+        }
+    }
+
+    /// Stream offset of the first byte not yet handed out as a frame.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Forget buffered bytes and continue at stream offset `start`
+    /// (a truncated or replaced file).
+    pub fn reset(&mut self, start: u64) {
+        self.pos = 0;
+        self.len = 0;
+        self.offset = start;
+        self.discarding = None;
+    }
+
+    /// The free space to read into; call [`Framer::filled`] afterwards.
+    pub fn space(&mut self) -> &mut [u8] {
+        if self.pos == self.len {
+            self.pos = 0;
+            self.len = 0;
+        } else if self.buf.len() - self.len < READ_CHUNK / 4 {
+            self.buf.copy_within(self.pos..self.len, 0);
+            self.len -= self.pos;
+            self.pos = 0;
+        }
+        &mut self.buf[self.len..]
+    }
+
+    /// Record that `n` bytes were read into [`Framer::space`].
+    pub fn filled(&mut self, n: usize) {
+        self.len += n;
+        debug_assert!(self.len <= self.buf.len());
+    }
+
+    /// The next complete line, if the buffer holds one.
+    pub fn next_frame(&mut self) -> Option<Frame<'_>> {
+        loop {
+            let Some(newline) = memchr::memchr(b'\n', &self.buf[self.pos..self.len]) else {
+                self.absorb_partial();
+                return None;
+            };
+            let start = self.pos;
+            self.pos += newline + 1;
+            self.offset += newline as u64 + 1;
+            let end = start + strip_cr(&self.buf[start..start + newline]).len();
+            if let Some(skipped) = self.discarding.take() {
+                return Some(Frame::Overlong {
+                    head: &self.head,
+                    len: skipped + (end - start) as u64,
+                    end: self.offset,
+                });
+            }
+            if end > start {
+                return Some(frame(&self.buf[start..end], self.max_line, self.offset));
+            }
+        }
+    }
+
+    /// The trailing bytes after the last newline as a final line (EOF of a
+    /// stream, or a followed file rotated away mid-line).
+    pub fn finish(&mut self) -> Option<Frame<'_>> {
+        let start = self.pos;
+        self.offset += (self.len - start) as u64;
+        self.pos = self.len;
+        if let Some(skipped) = self.discarding.take() {
+            let len = skipped + (self.len - start) as u64;
+            return Some(Frame::Overlong {
+                head: &self.head,
+                len,
+                end: self.offset,
+            });
+        }
+        let line = strip_cr(&self.buf[start..self.len]);
+        (!line.is_empty()).then(|| frame(line, self.max_line, self.offset))
+    }
+
+    /// No newline in the buffer: if the partial line can no longer fit the
+    /// cap, keep its head and drop the rest so memory stays bounded.
+    fn absorb_partial(&mut self) {
+        let partial = self.len - self.pos;
+        match self.discarding.as_mut() {
+            Some(skipped) => *skipped += partial as u64,
+            // One byte of slack for a `\r` before the newline.
+            None if partial > self.max_line + 1 => {
+                self.head.clear();
+                self.head
+                    .extend_from_slice(&self.buf[self.pos..self.pos + self.max_line]);
+                self.discarding = Some(partial as u64);
+            }
+            None => return,
+        }
+        self.offset += partial as u64;
+        self.pos = self.len;
+    }
+}
+
+fn frame(line: &[u8], max_line: usize, end: u64) -> Frame<'_> {
+    if line.len() > max_line {
+        Frame::Overlong {
+            head: &line[..max_line],
+            len: line.len() as u64,
+            end,
+        }
+    } else {
+        Frame::Line { bytes: line, end }
+    }
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feed `input` in pieces of `step` bytes; collect (kind, bytes, len, end).
+    fn frames(input: &[u8], step: usize, max: usize) -> Vec<(String, Vec<u8>, u64)> {
+        let mut framer = Framer::new(max, 0);
+        let mut out = Vec::new();
+        let mut push = |f: Frame<'_>| match f {
+            Frame::Line { bytes, end } => out.push((String::from("line"), bytes.to_vec(), end)),
+            Frame::Overlong { head, len, end } => {
+                out.push((format!("overlong {len}"), head.to_vec(), end))
+            }
+        };
+        for piece in input.chunks(step) {
+            framer.space()[..piece.len()].copy_from_slice(piece);
+            framer.filled(piece.len());
+            while let Some(f) = framer.next_frame() {
+                push(f);
+            }
+        }
+        if let Some(f) = framer.finish() {
+            push(f);
+        }
+        out
+    }
+
+    fn line(bytes: &[u8], end: u64) -> (String, Vec<u8>, u64) {
+        ("line".into(), bytes.to_vec(), end)
+    }
+
+    #[test]
+    fn splits_strips_cr_and_skips_empty_lines() {
+        let input = b"a,b\r\n\n\r\nc\xff\nlast";
+        for step in [1, 2, 3, input.len()] {
+            assert_eq!(
+                frames(input, step, 100),
+                vec![line(b"a,b", 5), line(b"c\xff", 11), line(b"last", 15)],
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn overlong_lines_keep_their_head_and_full_length() {
+        let mut input = vec![b'x'; 10];
+        input.extend_from_slice(b"\nok\n");
+        input.extend_from_slice(&[b'y'; 7]);
+        for step in [1, 4, input.len()] {
+            assert_eq!(
+                frames(&input, step, 5),
+                vec![
+                    ("overlong 10".into(), b"xxxxx".to_vec(), 11),
+                    line(b"ok", 14),
+                    ("overlong 7".into(), b"yyyyy".to_vec(), 21),
+                ],
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn line_of_exactly_max_bytes_with_crlf_is_accepted() {
+        assert_eq!(frames(b"abcde\r\n", 1, 5), vec![line(b"abcde", 7)]);
+    }
+
+    #[test]
+    fn offsets_continue_from_start() {
+        let mut framer = Framer::new(100, 1000);
+        framer.space()[..5].copy_from_slice(b"ab\ncd");
+        framer.filled(5);
+        assert_eq!(
+            framer.next_frame(),
+            Some(Frame::Line {
+                bytes: b"ab",
+                end: 1003
+            })
+        );
+        assert_eq!(framer.next_frame(), None);
+        assert_eq!(framer.offset(), 1003);
+    }
+
+    #[test]
+    fn long_streams_reuse_the_buffer() {
+        let input: Vec<u8> = (0..200_000)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        let got = frames(&input, 70_000, 64);
+        assert_eq!(got.len(), 200_000);
+        assert_eq!(got[199_999], line(b"199999", input.len() as u64));
+    }
+}

@@ -1,0 +1,96 @@
+//! cdrship: ship PBX call detail records to Kafka.
+//!
+//! `main` parses the command line, sets up logging and signals, runs the
+//! pipeline and turns its summary into the exit code: 0 only when every
+//! line read was acknowledged by the broker.
+
+#[macro_use]
+mod log;
+mod acker;
+mod checkpoint;
+mod cli;
+mod framing;
+mod pipeline;
+mod record;
+mod route;
+mod sink;
+mod source;
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::Parser as _;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    log::init(cli.log_level());
+    let config = match cli.into_config() {
+        Ok(config) => config,
+        Err(e) => {
+            error!("{e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(config) {
+        Ok(summary) => report(&summary),
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: cli::Config) -> Result<pipeline::Summary> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let summary = runtime.block_on(async {
+        let stop = CancellationToken::new();
+        tokio::spawn(on_signals(stop.clone()));
+        pipeline::run(config, stop).await
+    });
+    // A blocked stdin read must not keep the process alive.
+    runtime.shutdown_background();
+    summary
+}
+
+/// First SIGINT/SIGTERM: stop reading and drain. Second: exit at once.
+async fn on_signals(stop: CancellationToken) {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: stopping, waiting for outstanding deliveries"),
+        _ = int.recv() => info!("SIGINT: stopping, waiting for outstanding deliveries"),
+    }
+    stop.cancel();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    error!("second signal: exiting without waiting for deliveries");
+    std::process::exit(130);
+}
+
+fn report(summary: &pipeline::Summary) -> ExitCode {
+    let c = &summary.counts;
+    info!(
+        "{} lines read, {} delivered ({} of them to the reject topic), {} failed",
+        c.sent, c.delivered, c.rejected, c.failed
+    );
+    if summary.all_delivered() {
+        return ExitCode::SUCCESS;
+    }
+    let lost = c.sent - c.delivered;
+    let why = summary.error.as_deref().unwrap_or("shutdown timeout");
+    error!("{lost} of {} lines not delivered: {why}", c.sent);
+    ExitCode::FAILURE
+}

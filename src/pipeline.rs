@@ -1,0 +1,154 @@
+//! Wires source -> framing -> mapping -> sink -> tracker/checkpoint and
+//! owns the shutdown order: the source stops reading and routes what it
+//! already read, the producer drains, progress is saved, and the summary
+//! says whether every line was delivered.
+//!
+//! The shutdown timeout starts when `stop` is cancelled (signal or failed
+//! delivery). At plain EOF cdrship waits as long as it takes: lines from a
+//! pipe or socket exist nowhere else, and the broker may come back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio_util::sync::CancellationToken;
+
+use crate::acker::{Counts, Tracker};
+use crate::checkpoint::{Progress, Store};
+use crate::cli::{Config, SourceConfig};
+use crate::route::Router;
+use crate::sink::Sink;
+use crate::source::{file, stdin, tcp};
+
+/// The outcome of a run.
+#[derive(Debug)]
+pub struct Summary {
+    /// Line totals.
+    pub counts: Counts,
+    /// Lines neither delivered nor reported failed when cdrship gave up.
+    pub undelivered: u64,
+    /// Why lines were not delivered, or why reading stopped early.
+    pub error: Option<String>,
+}
+
+impl Summary {
+    /// True when every line read was acknowledged by the broker.
+    pub fn all_delivered(&self) -> bool {
+        self.counts.failed == 0 && self.undelivered == 0 && self.error.is_none()
+    }
+}
+
+/// Run until the source ends or `stop` is cancelled.
+pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
+    let tracker = Arc::new(Tracker::new(stop.clone()));
+    let abort = CancellationToken::new();
+    let sink = Arc::new(Sink::new(
+        &config.kafka,
+        config.topic.clone(),
+        config.reject_topic.clone(),
+        tracker.clone(),
+        config.echo,
+        abort.clone(),
+    )?);
+    let mut progress = match &config.source {
+        SourceConfig::File {
+            path,
+            state_dir: Some(dir),
+            ..
+        } => {
+            let progress = Progress::new(Store::new(dir, path)?, path.clone());
+            info!("progress is saved in {}", progress.location().display());
+            Some(progress)
+        }
+        SourceConfig::File { path, .. } => {
+            warn!(
+                "{}: no --state-dir, progress is not saved; a restart reads the file from the start",
+                path.display()
+            );
+            None
+        }
+        _ => None,
+    };
+    let listeners = match &config.source {
+        SourceConfig::Listen(addrs) => tcp::bind(addrs).await?,
+        _ => Vec::new(),
+    };
+
+    let grace = grace_period(stop.clone(), config.shutdown_timeout);
+    tokio::pin!(grace);
+    let max_line = config.max_line_bytes;
+    let source_result = {
+        let source = async {
+            match &config.source {
+                SourceConfig::Stdin => {
+                    let label = stdin::describe();
+                    info!("shipping {label} to topic {}", config.topic);
+                    let mut router =
+                        Router::new(config.mapper.clone(), sink.clone(), max_line, label);
+                    stdin::run(&mut router, max_line, &stop).await
+                }
+                SourceConfig::File {
+                    path,
+                    poll_interval,
+                    ..
+                } => {
+                    info!("shipping {} to topic {}", path.display(), config.topic);
+                    let label = path.display().to_string();
+                    let mut router =
+                        Router::new(config.mapper.clone(), sink.clone(), max_line, label);
+                    let follow = file::Follow {
+                        path,
+                        poll_interval: *poll_interval,
+                        max_line,
+                    };
+                    file::run(follow, &mut router, &tracker, progress.as_mut(), &stop).await
+                }
+                SourceConfig::Listen(_) => {
+                    let router =
+                        Router::new(config.mapper.clone(), sink.clone(), max_line, String::new());
+                    tcp::serve(listeners, &router, max_line, &stop).await;
+                    Ok(())
+                }
+            }
+        };
+        tokio::pin!(source);
+        tokio::select! {
+            result = &mut source => result,
+            () = &mut grace => {
+                warn!("shutdown timeout: giving up on lines still waiting for the producer queue");
+                abort.cancel();
+                source.await
+            }
+        }
+    };
+
+    let drained = tokio::select! {
+        () = tracker.wait_idle() => true,
+        () = &mut grace => false,
+    };
+    if !drained {
+        warn!(
+            "shutdown timeout: {} lines still unacknowledged; purging them",
+            tracker.pending()
+        );
+        sink.purge();
+    }
+    if let Some(progress) = progress.as_mut() {
+        progress.save(tracker.watermark())?;
+    }
+    let error = match source_result {
+        Err(e) => Some(format!("{e:#}")),
+        Ok(()) => tracker.first_error(),
+    };
+    Ok(Summary {
+        counts: tracker.counts(),
+        undelivered: tracker.pending(),
+        error,
+    })
+}
+
+/// Completes `timeout` after `stop` is cancelled.
+async fn grace_period(stop: CancellationToken, timeout: Duration) {
+    stop.cancelled().await;
+    tokio::time::sleep(timeout).await;
+}

@@ -1,0 +1,129 @@
+//! Column layouts for JSON output: `--columns a,b:int` and the presets.
+//!
+//! A layout names the CSV fields in order and says which are integers. It
+//! also says how many trailing columns are optional, because Asterisk's
+//! Master.csv gains `uniqueid` and `userfield` only when cdr_csv is
+//! configured with `loguniqueid` / `loguserfield`.
+
+use anyhow::{bail, Result};
+
+/// How a field's text becomes a JSON value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A JSON string.
+    Text,
+    /// A JSON integer (empty field -> null).
+    Int,
+}
+
+/// One named column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// The JSON key.
+    pub name: String,
+    /// The JSON value type.
+    pub kind: Kind,
+}
+
+/// An ordered column layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns {
+    /// All columns, optional ones last.
+    pub columns: Vec<Column>,
+    /// Fewest fields a line may have; between this and `columns.len()` the
+    /// missing trailing columns are simply left out of the JSON.
+    pub required: usize,
+}
+
+/// Asterisk cdr_csv Master.csv (cdr_csv.c `build_csv_record`): 16 fields,
+/// then `uniqueid` and `userfield` when logged.
+const ASTERISK_CDR: &str = "accountcode,src,dst,dcontext,clid,channel,dstchannel,lastapp,\
+    lastdata,start,answer,end,duration:int,billsec:int,disposition,amaflags,uniqueid,userfield";
+
+/// The presets: name, layout, required field count.
+const PRESETS: &[(&str, &str, usize)] = &[("asterisk-cdr", ASTERISK_CDR, 16)];
+
+impl Columns {
+    /// A named preset.
+    pub fn preset(name: &str) -> Result<Self> {
+        let Some((_, spec, required)) = PRESETS.iter().find(|(n, _, _)| *n == name) else {
+            let known: Vec<_> = PRESETS.iter().map(|(n, _, _)| *n).collect();
+            bail!(
+                "unknown preset `{name}`; known presets: {}",
+                known.join(", ")
+            );
+        };
+        let mut columns = Columns::parse(spec)?;
+        columns.required = *required;
+        Ok(columns)
+    }
+
+    /// `name[:type],...` where type is `int` or `text` (the default); every
+    /// column is required.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let mut columns: Vec<Column> = Vec::new();
+        for item in spec.split(',').map(str::trim) {
+            let (name, kind) = match item.split_once(':') {
+                None => (item, Kind::Text),
+                Some((name, "text")) => (name, Kind::Text),
+                Some((name, "int")) => (name, Kind::Int),
+                Some((_, other)) => bail!("column `{item}`: unknown type `{other}` (int, text)"),
+            };
+            if name.is_empty() {
+                bail!("--columns `{spec}`: empty column name");
+            }
+            if columns.iter().any(|c| c.name == name) {
+                bail!("--columns `{spec}`: column `{name}` appears twice");
+            }
+            columns.push(Column {
+                name: name.to_owned(),
+                kind,
+            });
+        }
+        let required = columns.len();
+        Ok(Columns { columns, required })
+    }
+
+    /// Position of a column by name.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asterisk_cdr_preset() {
+        let cdr = Columns::preset("asterisk-cdr").unwrap();
+        assert_eq!(cdr.columns.len(), 18);
+        assert_eq!(cdr.required, 16);
+        assert_eq!(cdr.index_of("duration"), Some(12));
+        assert_eq!(cdr.columns[12].kind, Kind::Int);
+        assert_eq!(cdr.columns[13].kind, Kind::Int);
+        assert_eq!(cdr.columns[17].name, "userfield");
+    }
+
+    #[test]
+    fn parse_types_and_errors() {
+        let cols = Columns::parse("a, b:int ,c:text").unwrap();
+        let kinds: Vec<_> = cols
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("a", Kind::Text), ("b", Kind::Int), ("c", Kind::Text)]
+        );
+        assert_eq!(cols.required, 3);
+        assert!(Columns::parse("a,a").is_err());
+        assert!(Columns::parse("a,,b").is_err());
+        assert!(Columns::parse("a:float").is_err());
+        assert!(Columns::preset("nope")
+            .unwrap_err()
+            .to_string()
+            .contains("asterisk-cdr"));
+    }
+}

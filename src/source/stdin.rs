@@ -1,0 +1,30 @@
+//! Standard input: a pipe (`tail -f Master.csv | cdrship`), a redirected
+//! file, or, under xinetd / systemd `Accept=yes`, a connected socket.
+
+use std::net::TcpStream;
+use std::os::fd::AsFd as _;
+
+use anyhow::{Context as _, Result};
+use tokio_util::sync::CancellationToken;
+
+use crate::route::Router;
+
+/// Where stdin comes from, for logs: the peer address if it is a socket.
+pub fn describe() -> String {
+    std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|fd| TcpStream::from(fd).peer_addr().ok())
+        .map_or_else(
+            || "stdin".to_owned(),
+            |peer| format!("stdin (socket from {peer})"),
+        )
+}
+
+/// Ship stdin until EOF or `stop`.
+pub async fn run(router: &mut Router, max_line: usize, stop: &CancellationToken) -> Result<()> {
+    super::stream::ship(tokio::io::stdin(), router, max_line, stop)
+        .await
+        .context("reading stdin")
+}

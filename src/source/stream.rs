@@ -1,0 +1,39 @@
+//! A byte stream (stdin, a TCP connection) shipped line by line until EOF.
+
+use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio_util::sync::CancellationToken;
+
+use crate::framing::Framer;
+use crate::route::Router;
+
+/// Ship every line of `reader` until EOF, a read error or `stop`. The
+/// bytes after the last newline are shipped as a final line in every case:
+/// they exist nowhere else once the stream is gone.
+pub async fn ship<R: AsyncRead + Unpin>(
+    mut reader: R,
+    router: &mut Router,
+    max_line: usize,
+    stop: &CancellationToken,
+) -> std::io::Result<()> {
+    let mut framer = Framer::new(max_line, 0);
+    let result = loop {
+        let read = tokio::select! {
+            biased;
+            () = stop.cancelled() => break Ok(()),
+            read = reader.read(framer.space()) => read,
+        };
+        match read {
+            Ok(0) => break Ok(()),
+            Ok(n) => framer.filled(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(e),
+        }
+        while let Some(frame) = framer.next_frame() {
+            router.route(frame, None).await;
+        }
+    };
+    if let Some(frame) = framer.finish() {
+        router.route(frame, None).await;
+    }
+    result
+}
