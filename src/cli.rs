@@ -84,7 +84,8 @@ pub struct Cli {
     #[arg(long, env = "CDRSHIP_POLL_INTERVAL", default_value = "1", value_parser = parse_secs)]
     pub poll_interval: Duration,
 
-    /// Seconds to wait for outstanding deliveries on SIGTERM/SIGINT or EOF.
+    /// Seconds to wait for outstanding deliveries after SIGTERM/SIGINT (at
+    /// plain EOF cdrship waits until every line is acknowledged).
     #[arg(long, env = "CDRSHIP_SHUTDOWN_TIMEOUT", default_value = "30", value_parser = parse_secs)]
     pub shutdown_timeout: Duration,
 

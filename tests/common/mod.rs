@@ -1,0 +1,355 @@
+//! Shared end-to-end harness: a Kafka-protocol broker (librdkafka's mock
+//! cluster, or a real one named by `KAFKA_BROKERS`), a consumer that reads
+//! a topic back, and the real `cdrship` binary run as a child process.
+//!
+//! Every wait polls a condition until a deadline; nothing sleeps and hopes.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::{Headers as _, Message as _};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// How long any single wait in a test may take before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A broker for one test.
+pub struct Broker {
+    mock: Option<MockCluster<'static, DefaultProducerContext>>,
+    servers: String,
+}
+
+impl Broker {
+    /// The broker in `KAFKA_BROKERS`, or a fresh one-node mock cluster.
+    pub fn start() -> Broker {
+        match std::env::var("KAFKA_BROKERS") {
+            Ok(servers) if !servers.is_empty() => Broker {
+                mock: None,
+                servers,
+            },
+            _ => {
+                let mock = MockCluster::new(1).expect("starting the mock cluster");
+                let servers = mock.bootstrap_servers();
+                Broker {
+                    mock: Some(mock),
+                    servers,
+                }
+            }
+        }
+    }
+
+    /// Bootstrap servers for clients.
+    pub fn servers(&self) -> &str {
+        &self.servers
+    }
+
+    /// Create a topic with a unique name (and its `.rejects` sibling) and
+    /// return the name.
+    pub fn topic(&self, hint: &str, partitions: i32) -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "{hint}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        for topic in [name.clone(), format!("{name}.rejects")] {
+            self.create(&topic, partitions);
+        }
+        name
+    }
+
+    fn create(&self, topic: &str, partitions: i32) {
+        if let Some(mock) = &self.mock {
+            mock.create_topic(topic, partitions, 1)
+                .expect("creating mock topic");
+            return;
+        }
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.servers)
+            .create()
+            .expect("admin client");
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let results = runtime
+            .block_on(admin.create_topics([&new], &AdminOptions::new()))
+            .expect("create_topics");
+        for result in results {
+            result.expect("topic created");
+        }
+    }
+
+    /// A consumer of `topic` from its beginning, all partitions.
+    pub fn reader(&self, topic: &str) -> Reader {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.servers)
+            .set("group.id", format!("test-{topic}"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let partitions = partition_count(&consumer, topic);
+        let mut assignment = TopicPartitionList::new();
+        for p in 0..partitions {
+            assignment
+                .add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&assignment).expect("assign");
+        Reader {
+            consumer,
+            topic: topic.to_owned(),
+            partitions,
+        }
+    }
+}
+
+fn partition_count(consumer: &BaseConsumer, topic: &str) -> i32 {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let meta = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .expect("metadata");
+        let n = meta.topics()[0].partitions().len() as i32;
+        if n > 0 {
+            return n;
+        }
+        assert!(Instant::now() < deadline, "topic {topic} has no partitions");
+    }
+}
+
+/// One consumed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Msg {
+    /// The message value.
+    pub value: Vec<u8>,
+    /// The message key.
+    pub key: Option<Vec<u8>>,
+    /// Header name and value pairs.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The partition it was read from.
+    pub partition: i32,
+}
+
+impl Msg {
+    /// The value as UTF-8 text.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.value.clone()).expect("utf-8 value")
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// Reads a topic back.
+pub struct Reader {
+    consumer: BaseConsumer,
+    topic: String,
+    partitions: i32,
+}
+
+impl Reader {
+    /// Read until `n` messages in total arrived (panics at the deadline).
+    pub fn read(&self, n: usize) -> Vec<Msg> {
+        let mut out = Vec::with_capacity(n);
+        self.read_more(&mut out, n);
+        out
+    }
+
+    /// Extend `out` until it holds `n` messages.
+    pub fn read_more(&self, out: &mut Vec<Msg>, n: usize) {
+        let deadline = Instant::now() + DEADLINE;
+        while out.len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{}: only {} of {n} messages arrived",
+                self.topic,
+                out.len()
+            );
+            let Some(result) = self.consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            let m = result.expect("consume");
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Msg {
+                value: m.payload().unwrap_or_default().to_vec(),
+                key: m.key().map(<[u8]>::to_vec),
+                headers,
+                partition: m.partition(),
+            });
+        }
+    }
+
+    /// Messages stored in the topic now (sum of high watermarks): proves
+    /// nothing extra was produced, without waiting for it.
+    pub fn stored(&self) -> i64 {
+        (0..self.partitions)
+            .map(|p| {
+                let (low, high) = self
+                    .consumer
+                    .fetch_watermarks(&self.topic, p, Duration::from_secs(10))
+                    .expect("watermarks");
+                high - low
+            })
+            .sum()
+    }
+}
+
+/// A running `cdrship` with its stderr collected line by line.
+pub struct Cdrship {
+    /// The child process (stdin piped).
+    pub child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    log_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Start `cdrship -b <broker> ARGS` with stdin piped.
+pub fn cdrship(broker: &Broker, args: &[&str]) -> Cdrship {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cdrship"));
+    command
+        .arg("-b")
+        .arg(broker.servers())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    spawn(command)
+}
+
+/// Start a prepared command and collect its stderr.
+pub fn spawn(mut command: Command) -> Cdrship {
+    let mut child = command.spawn().expect("spawning cdrship");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    let log_thread = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[cdrship] {line}");
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Cdrship {
+        child,
+        log,
+        log_thread: Some(log_thread),
+    }
+}
+
+impl Cdrship {
+    /// Wait until a stderr line contains `needle`; returns that line.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            assert!(Instant::now() < deadline, "cdrship never logged `{needle}`");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The address after "listening on ".
+    pub fn listening_on(&self) -> std::net::SocketAddr {
+        let line = self.wait_for_log("listening on ");
+        line.rsplit(' ').next().unwrap().parse().expect("address")
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Close stdin (EOF for cdrship).
+    pub fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+
+    /// Send SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Wait for exit (panics at the deadline, killing the child).
+    pub fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // stderr is at EOF once the process is gone: collect the rest.
+                if let Some(thread) = self.log_thread.take() {
+                    thread.join().expect("stderr reader");
+                }
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("cdrship did not exit; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Write all of `bytes` to stdin.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        use std::io::Write as _;
+        self.child
+            .stdin
+            .as_mut()
+            .expect("stdin open")
+            .write_all(bytes)
+            .expect("writing to cdrship");
+    }
+}
+
+impl Drop for Cdrship {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll `condition` until it holds or the deadline passes.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Lines `"<prefix> <i>"` for `range`, newline-terminated.
+pub fn numbered(prefix: &str, range: std::ops::Range<usize>) -> String {
+    range.map(|i| format!("{prefix} {i}\n")).collect()
+}
+
+/// The texts of `msgs`.
+pub fn texts(msgs: &[Msg]) -> Vec<String> {
+    msgs.iter().map(Msg::text).collect()
+}

@@ -1,0 +1,110 @@
+//! End to end through the real binary: following a file across appends,
+//! a rename+create rotation, SIGTERM and a restart from saved progress.
+
+mod common;
+
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::path::Path;
+
+use common::{cdrship, numbered, texts, wait_until, Broker, Reader};
+
+fn append(path: &Path, text: &str) {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// Append `text` to `path` and expect its lines next.
+fn add(want: &mut Vec<String>, path: &Path, text: String) {
+    want.extend(text.lines().map(str::to_owned));
+    append(path, &text);
+}
+
+/// Read until `got` holds `n` messages and check they are `want` in order.
+fn expect(reader: &Reader, got: &mut Vec<common::Msg>, want: &[String]) {
+    reader.read_more(got, want.len());
+    assert_eq!(texts(got), want);
+}
+
+#[test]
+fn follows_appends_and_rotation_then_resumes_without_resending() {
+    let broker = Broker::start();
+    let topic = broker.topic("file", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Master.csv");
+    let state = dir.path().join("state");
+    let args = [
+        "-t",
+        &topic,
+        "--file",
+        path.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let mut want: Vec<String> = Vec::new();
+
+    add(&mut want, &path, numbered("before-start", 0..100));
+    let mut run = cdrship(&broker, &args);
+    let reader = broker.reader(&topic);
+    let mut got = Vec::new();
+    expect(&reader, &mut got, &want);
+
+    add(&mut want, &path, numbered("appended", 0..100));
+    expect(&reader, &mut got, &want);
+
+    // Rotation: lines written to the old file after the rename, and a last
+    // line without newline, come before the new file's lines.
+    let rotated = dir.path().join("Master.csv.1");
+    fs::rename(&path, &rotated).unwrap();
+    add(&mut want, &rotated, numbered("late-old", 0..10));
+    append(&rotated, "old-unterminated");
+    want.push("old-unterminated".into());
+    add(&mut want, &path, numbered("new-file", 0..50));
+    expect(&reader, &mut got, &want);
+
+    // A partial line in the current file is held back across shutdown.
+    append(&path, "new-partial");
+    wait_until("progress saved", || {
+        fs::read_to_string(state.join(format!(
+            "{}.state.json",
+            path.to_str().unwrap().trim_start_matches('/').replace('/', "_")
+        )))
+        .is_ok_and(|s| s.contains(&format!("\"offset\":{}", numbered("new-file", 0..50).len())))
+    });
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+    assert_eq!(reader.stored(), want.len() as i64);
+
+    // Restart: nothing acknowledged is sent again; the partial line is
+    // completed and shipped whole.
+    append(&path, " completed\n");
+    want.push("new-partial completed".into());
+    add(&mut want, &path, numbered("after-restart", 0..20));
+    let mut run = cdrship(&broker, &args);
+    expect(&reader, &mut got, &want);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+    assert_eq!(reader.stored(), want.len() as i64);
+}
+
+#[test]
+fn waits_for_a_missing_file_and_reads_it_from_the_start() {
+    let broker = Broker::start();
+    let topic = broker.topic("late-file", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cel.csv");
+    let mut run = cdrship(&broker, &["-t", &topic, "--file", path.to_str().unwrap()]);
+    run.wait_for_log("waiting for the file to appear");
+    append(&path, &numbered("cel", 0..5));
+    let got = broker.reader(&topic).read(5);
+    assert_eq!(
+        texts(&got),
+        numbered("cel", 0..5).lines().collect::<Vec<_>>()
+    );
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+}

@@ -1,0 +1,220 @@
+//! End to end through the real binary: stdin and TCP sources, raw and
+//! JSON formats, rejects, exit codes, SIGTERM.
+
+mod common;
+
+use std::io::Write as _;
+use std::net::TcpStream;
+
+use common::{cdrship, numbered, texts, wait_until, Broker};
+
+#[test]
+fn stdin_raw_is_byte_exact() {
+    let broker = Broker::start();
+    let topic = broker.topic("stdin-raw", 1);
+    let mut run = cdrship(&broker, &["-t", &topic]);
+    // CRLF stripped, empty lines skipped, non-UTF-8 kept, last line unterminated.
+    run.feed(b"\"a\",\"b\"\r\n\n\r\ncp1251 \xcf\xe5\xf2\xf0\xee\xe2\n\xff\x00\x01\nlast line");
+    run.close_stdin();
+    assert!(run.wait().success(), "{}", run.log());
+    let reader = broker.reader(&topic);
+    let values: Vec<Vec<u8>> = reader.read(4).into_iter().map(|m| m.value).collect();
+    let want: Vec<&[u8]> = vec![
+        b"\"a\",\"b\"",
+        b"cp1251 \xcf\xe5\xf2\xf0\xee\xe2",
+        b"\xff\x00\x01",
+        b"last line",
+    ];
+    assert_eq!(values, want);
+    assert_eq!(reader.stored(), 4);
+}
+
+#[test]
+fn stdin_json_matches_the_expected_sample() {
+    let broker = Broker::start();
+    let topic = broker.topic("stdin-json", 1);
+    let mut run = cdrship(
+        &broker,
+        &[
+            "-t",
+            &topic,
+            "-f",
+            "json",
+            "--preset",
+            "asterisk-cdr",
+            "-k",
+            "uniqueid",
+        ],
+    );
+    run.feed(include_bytes!("../examples/Master.csv"));
+    run.close_stdin();
+    assert!(run.wait().success(), "{}", run.log());
+    let expected: Vec<&str> = include_str!("../examples/Master.expected.jsonl")
+        .lines()
+        .collect();
+    let got = broker.reader(&topic).read(expected.len());
+    assert_eq!(texts(&got), expected);
+    for (msg, want) in got.iter().zip(&expected) {
+        let want: serde_json::Value = serde_json::from_str(want).unwrap();
+        assert_eq!(
+            msg.key.as_deref(),
+            want["uniqueid"].as_str().map(str::as_bytes)
+        );
+    }
+}
+
+#[test]
+fn malformed_and_overlong_lines_go_to_the_reject_topic_with_a_reason() {
+    let broker = Broker::start();
+    let topic = broker.topic("rejects", 1);
+    let mut run = cdrship(
+        &broker,
+        &[
+            "-t",
+            &topic,
+            "-f",
+            "json",
+            "--columns",
+            "id:int,name",
+            "--max-line-bytes",
+            "40",
+        ],
+    );
+    let long = "9,".to_string() + &"x".repeat(100);
+    let input = format!("1,alice\n2\n\"3,bob\nx4,carol\n{long}\n5,dave\n");
+    run.feed(input.as_bytes());
+    run.close_stdin();
+    assert!(run.wait().success(), "{}", run.log());
+    let good = broker.reader(&topic).read(2);
+    assert_eq!(
+        texts(&good),
+        [r#"{"id":1,"name":"alice"}"#, r#"{"id":5,"name":"dave"}"#]
+    );
+    let rejects = broker.reader(&format!("{topic}.rejects")).read(4);
+    let got: Vec<(String, String)> = rejects
+        .iter()
+        .map(|m| (m.text(), m.header("cdrship.reject.reason").unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("2".into(), "expected 2 fields, found 1".into()),
+            (
+                "\"3,bob".into(),
+                "not a CSV record: unbalanced quotes".into()
+            ),
+            ("x4,carol".into(), "field `id` is not an integer".into()),
+            (
+                long[..40].to_string(),
+                "line of 102 bytes exceeds --max-line-bytes 40; value holds its first 40 bytes"
+                    .into()
+            ),
+        ]
+    );
+    assert!(
+        run.log().contains("4 of them to the reject topic"),
+        "{}",
+        run.log()
+    );
+}
+
+#[test]
+fn unreachable_broker_means_nonzero_exit_with_the_count() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cdrship"));
+    command
+        .args([
+            "-b",
+            &addr,
+            "-t",
+            "nowhere",
+            "-X",
+            "message.timeout.ms=1500",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut run = common::spawn(command);
+    run.feed(numbered("cdr", 0..3).as_bytes());
+    run.close_stdin();
+    let status = run.wait();
+    assert!(!status.success());
+    let log = run.log();
+    assert!(log.contains("3 of 3 lines not delivered"), "{log}");
+    assert!(log.contains("timed out"), "{log}");
+}
+
+#[test]
+fn json_without_columns_is_a_usage_error() {
+    let broker = Broker::start();
+    let mut run = cdrship(&broker, &["-t", "x", "-f", "json"]);
+    assert_eq!(run.wait().code(), Some(2));
+    assert!(run.log().contains("--preset"), "{}", run.log());
+}
+
+#[test]
+fn sigterm_drains_every_line_read() {
+    let broker = Broker::start();
+    let topic = broker.topic("sigterm", 1);
+    let mut run = cdrship(&broker, &["-t", &topic]);
+    let input = numbered("call", 0..50_000);
+    run.feed(input.as_bytes());
+    // stdin stays open: only the signal ends the run.
+    let reader = broker.reader(&topic);
+    let mut got = Vec::new();
+    reader.read_more(&mut got, 1);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+    let log = run.log();
+    let summary = log
+        .lines()
+        .find(|l| l.contains("lines read"))
+        .expect("summary");
+    let read: usize = summary.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(
+        summary.contains(&format!("{read} lines read, {read} delivered")),
+        "{summary}"
+    );
+    reader.read_more(&mut got, read);
+    let want: Vec<String> = input.lines().take(read).map(str::to_owned).collect();
+    assert_eq!(texts(&got), want);
+    assert_eq!(reader.stored(), read as i64);
+}
+
+#[test]
+fn tcp_serves_20_concurrent_clients_in_order_per_connection() {
+    let broker = Broker::start();
+    let topic = broker.topic("tcp", 1);
+    let mut run = cdrship(&broker, &["-t", &topic, "--listen", "127.0.0.1:0"]);
+    let addr = run.listening_on();
+    let clients: Vec<_> = (0..20)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                let mut lines = numbered(&format!("pbx{c}"), 0..500);
+                lines.pop(); // the last line ends without a newline at close
+                for chunk in lines.as_bytes().chunks(777) {
+                    stream.write_all(chunk).unwrap();
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    let reader = broker.reader(&topic);
+    let got = texts(&reader.read(20 * 500));
+    for c in 0..20 {
+        let prefix = format!("pbx{c} ");
+        let mine: Vec<&String> = got.iter().filter(|l| l.starts_with(&prefix)).collect();
+        let want: Vec<String> = (0..500).map(|i| format!("{prefix}{i}")).collect();
+        assert_eq!(mine, want.iter().collect::<Vec<_>>(), "client {c}");
+    }
+    wait_until("all connections closed", || {
+        run.log().matches(": closed").count() == 20
+    });
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+    assert_eq!(reader.stored(), 10_000);
+}
