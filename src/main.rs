@@ -91,6 +91,11 @@ fn report(summary: &pipeline::Summary) -> ExitCode {
     }
     let lost = c.sent - c.delivered;
     let why = summary.error.as_deref().unwrap_or("shutdown timeout");
-    error!("{lost} of {} lines not delivered: {why}", c.sent);
+    if lost == 0 {
+        // Everything read was delivered, but reading itself failed.
+        error!("{why}");
+    } else {
+        error!("{lost} of {} lines not delivered: {why}", c.sent);
+    }
     ExitCode::FAILURE
 }

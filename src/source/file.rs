@@ -68,11 +68,15 @@ pub async fn run(
         None => None,
     };
     let mut generation = 0;
+    let mut announced = false;
     let mut current = loop {
         if let Some(current) = open(cfg.path, saved.as_ref(), generation, cfg.max_line)? {
             break current;
         }
-        info!("{}: waiting for the file to appear", cfg.path.display());
+        if !announced {
+            info!("{}: waiting for the file to appear", cfg.path.display());
+            announced = true;
+        }
         tokio::select! {
             () = wake.notified() => {}
             _ = ticker.tick() => {}
