@@ -30,6 +30,106 @@ fn expect(reader: &Reader, got: &mut Vec<common::Msg>, want: &[String]) {
     assert_eq!(texts(got), want);
 }
 
+/// A followed file with saved progress in a temp dir.
+struct Followed {
+    dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    topic: String,
+}
+
+impl Followed {
+    fn new(broker: &Broker, hint: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Master.csv");
+        Followed {
+            topic: broker.topic(hint, 1),
+            dir,
+            path,
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        let state = self.dir.path().join("state");
+        [
+            "-t",
+            &self.topic,
+            "--file",
+            self.path.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    fn start(&self, broker: &Broker) -> common::Cdrship {
+        let args = self.args();
+        cdrship(broker, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    fn sibling(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+#[test]
+fn rotated_while_stopped_finishes_the_old_file_first() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, "rotated-stopped");
+    let mut want = Vec::new();
+    add(&mut want, &f.path, numbered("first-run", 0..50));
+    let mut run = f.start(&broker);
+    let reader = broker.reader(&f.topic);
+    let mut got = Vec::new();
+    expect(&reader, &mut got, &want);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+
+    add(&mut want, &f.path, numbered("while-stopped", 0..10));
+    fs::rename(&f.path, f.sibling("Master.csv.1")).unwrap();
+    add(&mut want, &f.path, numbered("new-file", 0..20));
+    let mut run = f.start(&broker);
+    expect(&reader, &mut got, &want);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+    assert_eq!(reader.stored(), want.len() as i64);
+}
+
+#[test]
+fn copytruncate_reads_the_lines_that_only_the_copy_holds() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, "copytruncate");
+    let mut want = Vec::new();
+    add(&mut want, &f.path, numbered("before", 0..100));
+    let mut run = f.start(&broker);
+    let reader = broker.reader(&f.topic);
+    let mut got = Vec::new();
+    expect(&reader, &mut got, &want);
+
+    // Freeze cdrship so the race is certain: these lines reach the file
+    // after its last read and leave with the copy.
+    run.signal("STOP");
+    add(&mut want, &f.path, numbered("raced", 0..30));
+    fs::copy(&f.path, f.sibling("Master.csv.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&f.path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    // The new content grows past the old position before cdrship looks.
+    add(
+        &mut want,
+        &f.path,
+        numbered("after-truncate, a longer line than before", 0..200),
+    );
+    run.signal("CONT");
+    expect(&reader, &mut got, &want);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+    assert_eq!(reader.stored(), want.len() as i64);
+}
+
 #[test]
 fn follows_appends_and_rotation_then_resumes_without_resending() {
     let broker = Broker::start();

@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io::{Read as _, Seek as _, SeekFrom};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,12 +33,72 @@ pub struct Follow<'a> {
     pub max_line: usize,
 }
 
+/// Bytes of a file's head kept to recognise its copy after copytruncate.
+const HEAD_BYTES: usize = 4096;
+
 /// The file currently being read.
 struct Current {
     file: File,
     id: FileId,
     generation: u32,
     framer: Framer,
+    /// The first bytes of the file (up to [`HEAD_BYTES`]).
+    head: Vec<u8>,
+}
+
+impl Current {
+    /// Open `path` at offset 0; `None` if it does not exist.
+    fn open(path: &Path, generation: u32, max_line: usize) -> Result<Option<(Self, u64)>> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+        };
+        let meta = file
+            .metadata()
+            .with_context(|| format!("reading metadata of {}", path.display()))?;
+        let mut current = Current {
+            file,
+            id: FileId::of(&meta),
+            generation,
+            framer: Framer::new(max_line, 0),
+            head: Vec::new(),
+        };
+        current.refresh_head()?;
+        Ok(Some((current, meta.len())))
+    }
+
+    /// Continue reading at `offset`.
+    fn seek(&mut self, offset: u64) -> Result<()> {
+        self.file
+            .seek(SeekFrom::Start(offset))
+            .context("seeking the followed file")?;
+        self.framer.reset(offset);
+        Ok(())
+    }
+
+    /// Re-read the head while it is shorter than [`HEAD_BYTES`].
+    fn refresh_head(&mut self) -> Result<()> {
+        if self.head.len() < HEAD_BYTES {
+            self.head = read_head(&self.file)?;
+        }
+        Ok(())
+    }
+}
+
+fn read_head(file: &File) -> Result<Vec<u8>> {
+    let mut head = vec![0; HEAD_BYTES];
+    let mut filled = 0;
+    while filled < HEAD_BYTES {
+        match file.read_at(&mut head[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("reading the head of the followed file"),
+        }
+    }
+    head.truncate(filled);
+    Ok(head)
 }
 
 /// What the path looks like compared to the open file.
@@ -88,22 +149,32 @@ pub async fn run(
     }
 
     loop {
+        // Before reading: after copytruncate the old position may already
+        // hold new bytes, which must not be read as if they continued a line.
+        if let PathState::Same { len } = path_state(cfg.path, &current) {
+            if truncated(&current, len)? {
+                warn!(
+                    "{}: truncated (now {len} bytes, read position {}); copytruncate?",
+                    cfg.path.display(),
+                    current.framer.offset()
+                );
+                finish_from_copy(cfg.path, &mut current, router, stop).await?;
+                // Offsets restart: a new generation keeps positions unambiguous.
+                generation += 1;
+                current.generation = generation;
+                current.seek(0)?;
+                current.head = read_head(&current.file)?;
+                if let Some(p) = progress.as_deref_mut() {
+                    p.opened(current.generation, current.id);
+                }
+            }
+        }
         read_available(&mut current, router, stop).await?;
         if stop.is_cancelled() {
             return Ok(());
         }
         save(&mut progress, tracker);
         match path_state(cfg.path, &current) {
-            PathState::Same { len } if len < current.framer.offset() => {
-                warn!(
-                    "{}: truncated to {len} bytes below read position {}; reading from the start",
-                    cfg.path.display(),
-                    current.framer.offset()
-                );
-                current.file.seek(SeekFrom::Start(0))?;
-                current.framer.reset(0);
-                continue;
-            }
             PathState::Replaced => {
                 // Lines appended to the old file before the rename are read
                 // first; a last line without newline is shipped as it is.
@@ -113,7 +184,7 @@ pub async fn run(
                     router.route(frame, Some(mark)).await;
                 }
                 generation += 1;
-                if let Some(next) = open(cfg.path, None, generation, cfg.max_line)? {
+                if let Some((next, _)) = Current::open(cfg.path, generation, cfg.max_line)? {
                     info!("{}: rotated; now reading the new file", cfg.path.display());
                     current = next;
                     if let Some(p) = progress.as_deref_mut() {
@@ -158,60 +229,135 @@ fn load_state(progress: &Progress) -> Option<State> {
     }
 }
 
-/// Open `path`; `None` if it does not exist. Starts at the saved offset when
-/// `saved` describes this very file and the offset is inside it.
+/// Open `path` for the first time, at the saved offset when `saved`
+/// describes this very file. If the file was rotated while cdrship was
+/// stopped and the old one is still in the directory, resume that one: the
+/// main loop finishes it and then switches to `path`.
 fn open(
     path: &Path,
     saved: Option<&State>,
     generation: u32,
     max_line: usize,
 ) -> Result<Option<Current>> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
-    };
-    let meta = file
-        .metadata()
-        .with_context(|| format!("reading metadata of {}", path.display()))?;
-    let id = FileId::of(&meta);
-    let start = match saved {
-        None => 0,
+    let saved = match saved {
         Some(state) if state.path != path => {
             warn!(
-                "saved progress is for {}, not {}; reading from the start",
+                "saved progress is for {}, not {}; ignoring it",
                 state.path.display(),
                 path.display()
             );
-            0
+            None
         }
-        Some(state) if state.file != id => {
+        other => other,
+    };
+    let opened = Current::open(path, generation, max_line)?;
+    let Some(state) = saved else {
+        return Ok(opened.map(|(current, _)| current));
+    };
+    if let Some((mut current, len)) = opened.filter(|(c, _)| c.id == state.file) {
+        let start = if state.offset <= len {
+            state.offset
+        } else {
             warn!(
-                "{}: replaced since the last run (rotated while stopped); reading the new file from the start",
-                path.display()
-            );
-            0
-        }
-        Some(state) if state.offset > meta.len() => {
-            warn!(
-                "{}: shorter ({} bytes) than the saved position {}; reading from the start",
+                "{}: shorter ({len} bytes) than the saved position {}; reading from the start",
                 path.display(),
-                meta.len(),
                 state.offset
             );
             0
+        };
+        current.seek(start)?;
+        info!("{}: resuming at byte {start}", path.display());
+        return Ok(Some(current));
+    }
+    if let Some((rotated, mut current, len)) = find_rotated(path, state.file, generation, max_line)?
+    {
+        if state.offset <= len {
+            info!(
+                "{}: rotated while stopped; finishing {} from byte {} first",
+                path.display(),
+                rotated.display(),
+                state.offset
+            );
+            current.seek(state.offset)?;
+            return Ok(Some(current));
         }
-        Some(state) => state.offset,
+    }
+    warn!(
+        "{}: the file of the last run is gone (rotated away while stopped); reading the current one from the start",
+        path.display()
+    );
+    Ok(Current::open(path, generation, max_line)?.map(|(current, _)| current))
+}
+
+/// The file with identity `id` among `path`'s siblings (e.g. `Master.csv.1`).
+fn find_rotated(
+    path: &Path,
+    id: FileId,
+    generation: u32,
+    max_line: usize,
+) -> Result<Option<(PathBuf, Current, u64)>> {
+    let Ok(entries) = std::fs::read_dir(directory_of(path)) else {
+        return Ok(None);
     };
-    file.seek(SeekFrom::Start(start))
-        .with_context(|| format!("seeking {}", path.display()))?;
-    info!("{}: reading from byte {start}", path.display());
-    Ok(Some(Current {
-        file,
-        id,
-        generation,
-        framer: Framer::new(max_line, start),
-    }))
+    for entry in entries.flatten() {
+        let candidate = entry.path();
+        let same = entry
+            .metadata()
+            .is_ok_and(|m| m.is_file() && FileId::of(&m) == id);
+        if same && candidate != path {
+            if let Some((current, len)) = Current::open(&candidate, generation, max_line)? {
+                if current.id == id {
+                    return Ok(Some((candidate, current, len)));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// After copytruncate, lines appended between our last read and the copy
+/// are only in the copy (`PATH.1`). Read them from there when the copy's
+/// head matches ours, so the rotation window shrinks to the copy itself.
+async fn finish_from_copy(
+    path: &Path,
+    current: &mut Current,
+    router: &mut Router,
+    stop: &CancellationToken,
+) -> Result<()> {
+    let mut copy_path = path.as_os_str().to_owned();
+    copy_path.push(".1");
+    let copy_path = PathBuf::from(copy_path);
+    let position = current
+        .file
+        .stream_position()
+        .context("position in the followed file")?;
+    let copy = match File::open(&copy_path) {
+        Ok(copy) => copy,
+        Err(_) => return Ok(()),
+    };
+    let long_enough = copy.metadata().is_ok_and(|m| m.len() >= position);
+    if !long_enough || !read_head(&copy)?.starts_with(&current.head) {
+        warn!(
+            "{}: truncated, and {} is not its copy; lines written just before the truncation may be missing",
+            path.display(),
+            copy_path.display()
+        );
+        return Ok(());
+    }
+    let original = std::mem::replace(&mut current.file, copy);
+    current.file.seek(SeekFrom::Start(position))?;
+    read_available(current, router, stop).await?;
+    if let Some(frame) = current.framer.finish() {
+        let mark = mark(current.generation, frame.end());
+        router.route(frame, Some(mark)).await;
+    }
+    info!(
+        "{}: read the rest of the truncated content from {}",
+        path.display(),
+        copy_path.display()
+    );
+    current.file = original;
+    Ok(())
 }
 
 /// Read and route everything up to the current end of the file. A partial
@@ -233,6 +379,7 @@ async fn read_available(
             return Ok(());
         }
         current.framer.filled(n);
+        current.refresh_head()?;
         while let Some(frame) = current.framer.next_frame() {
             let mark = mark(current.generation, frame.end());
             router.route(frame, Some(mark)).await;
@@ -240,6 +387,20 @@ async fn read_available(
         if stop.is_cancelled() {
             return Ok(());
         }
+    }
+}
+
+/// Shorter than what was read, or a different head: truncated in place
+/// (and maybe already refilled past the old position).
+fn truncated(current: &Current, len: u64) -> Result<bool> {
+    Ok(len < current.framer.offset() || !read_head(&current.file)?.starts_with(&current.head))
+}
+
+/// The directory a path lives in (`.` for a bare file name).
+fn directory_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
     }
 }
 
@@ -254,10 +415,7 @@ fn path_state(path: &Path, current: &Current) -> PathState {
 /// Watch the file's directory: events on the file and its re-creation both
 /// arrive there. Without a watcher, polling alone still works.
 fn watch_directory(path: &Path, wake: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
-    let dir: PathBuf = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
-    };
+    let dir = directory_of(path);
     let watch = || -> notify::Result<notify::RecommendedWatcher> {
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {

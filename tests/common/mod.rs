@@ -290,8 +290,13 @@ impl Cdrship {
 
     /// Send SIGTERM.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Send a signal by name (`TERM`, `STOP`, `CONT`, `KILL`).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
