@@ -19,23 +19,70 @@ use crate::acker::Mark;
 /// Format version of the state file; bump when the layout changes.
 const VERSION: u32 = 1;
 
-/// Identity of an open file: survives renames, changes on re-creation.
+/// Identity of a file: device and inode survive renames; the fingerprint
+/// of its first line tells a re-created file that reuses the inode number
+/// (common on ext4 after delete+recreate) from the one that was saved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileId {
     /// Device number.
     pub dev: u64,
     /// Inode number.
     pub ino: u64,
+    /// FNV-1a of the first line (or first 4 KiB); `None` while the file
+    /// has no complete first line.
+    pub fingerprint: Option<u64>,
 }
 
 impl FileId {
-    /// The identity of the file `meta` describes.
+    /// The identity of the file `meta` describes, fingerprint not yet known.
     pub fn of(meta: &fs::Metadata) -> Self {
         FileId {
             dev: meta.dev(),
             ino: meta.ino(),
+            fingerprint: None,
         }
     }
+
+    /// Same inode on the same device (what a rename keeps).
+    pub fn same_inode(&self, other: &FileId) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+
+    /// Same inode, and no fingerprint says otherwise.
+    pub fn same_file(&self, other: &FileId) -> bool {
+        self.same_inode(other)
+            && match (self.fingerprint, other.fingerprint) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
+/// Stable text for message headers: `dev:ino:fingerprint`.
+impl std::fmt::Display for FileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{:016x}",
+            self.dev,
+            self.ino,
+            self.fingerprint.unwrap_or(0)
+        )
+    }
+}
+
+/// The fingerprint of a file whose first bytes are `head` (at most
+/// `limit` long): its first line, or all of `head` if it is full.
+pub fn fingerprint(head: &[u8], limit: usize) -> Option<u64> {
+    let first = match memchr::memchr(b'\n', head) {
+        Some(newline) => &head[..=newline],
+        None if head.len() >= limit => head,
+        None => return None,
+    };
+    // FNV-1a: tiny, and stable across Rust releases (unlike DefaultHasher).
+    Some(first.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    }))
 }
 
 /// What is saved.
@@ -139,9 +186,13 @@ impl Progress {
         self.store.load()
     }
 
-    /// Remember which file a generation number stands for.
+    /// Remember which file a generation number stands for (again when
+    /// its fingerprint becomes known).
     pub fn opened(&mut self, generation: u32, file: FileId) {
-        self.files.push((generation, file));
+        match self.files.last_mut() {
+            Some(last) if last.0 == generation => last.1 = file,
+            _ => self.files.push((generation, file)),
+        }
     }
 
     /// Save `mark` if it moved since the last save.
@@ -195,7 +246,11 @@ mod tests {
         let state = State {
             version: VERSION,
             path: "/var/log/a/Master.csv".into(),
-            file: FileId { dev: 1, ino: 2 },
+            file: FileId {
+                dev: 1,
+                ino: 2,
+                fingerprint: Some(3),
+            },
             offset: 42,
         };
         store.save(&state).unwrap();
@@ -211,12 +266,41 @@ mod tests {
     }
 
     #[test]
+    fn fingerprint_is_the_first_line_and_tells_files_apart() {
+        assert_eq!(fingerprint(b"no newline yet", 4096), None);
+        assert_eq!(fingerprint(b"full", 4), fingerprint(b"full", 4));
+        let a = fingerprint(b"a,1\nrest", 4096);
+        assert_eq!(a, fingerprint(b"a,1\nother rest", 4096));
+        assert_ne!(a, fingerprint(b"b,1\nrest", 4096));
+        let id = |fingerprint| FileId {
+            dev: 1,
+            ino: 2,
+            fingerprint,
+        };
+        assert!(id(a).same_file(&id(None)));
+        assert!(!id(a).same_file(&id(Some(0))));
+        assert!(id(a).same_inode(&id(Some(0))));
+    }
+
+    #[test]
     fn progress_saves_only_moves_and_maps_generations() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path(), Path::new("x.csv")).unwrap();
         let mut progress = Progress::new(store, "x.csv".into());
-        progress.opened(0, FileId { dev: 1, ino: 10 });
-        progress.opened(1, FileId { dev: 1, ino: 11 });
+        let id = |ino| FileId {
+            dev: 1,
+            ino,
+            fingerprint: None,
+        };
+        progress.opened(0, id(10));
+        progress.opened(1, id(11));
+        progress.opened(
+            1,
+            FileId {
+                fingerprint: Some(5),
+                ..id(11)
+            },
+        );
         progress
             .save(Some(Mark {
                 generation: 1,
@@ -224,7 +308,10 @@ mod tests {
             }))
             .unwrap();
         let saved = progress.load().unwrap().unwrap();
-        assert_eq!((saved.file.ino, saved.offset), (11, 7));
+        assert_eq!(
+            (saved.file.ino, saved.file.fingerprint, saved.offset),
+            (11, Some(5), 7)
+        );
         progress.save(None).unwrap();
         assert_eq!(progress.load().unwrap().unwrap().offset, 7);
     }

@@ -5,10 +5,22 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use std::fmt::Write as _;
+
 use crate::acker::Mark;
+use crate::checkpoint::FileId;
 use crate::framing::Frame;
 use crate::record::{Mapper, Reject};
-use crate::sink::{Dest, Sink};
+use crate::sink::{Dest, Outgoing, Sink};
+
+/// Where a line sits in a followed file.
+#[derive(Debug, Clone, Copy)]
+pub struct Position<'a> {
+    /// For the checkpoint.
+    pub mark: Mark,
+    /// For the idempotency id.
+    pub file: &'a FileId,
+}
 
 /// Rejects logged one by one before only counting them (a garbage stream
 /// must not flood the log; the exit summary has the total).
@@ -24,6 +36,8 @@ pub struct Router {
     max_line: usize,
     /// Names the source in reject logs (file path, peer address, stdin).
     label: String,
+    /// Scratch for the idempotency id.
+    id: String,
 }
 
 impl Router {
@@ -34,6 +48,7 @@ impl Router {
             sink,
             max_line,
             label,
+            id: String::new(),
         }
     }
 
@@ -45,14 +60,24 @@ impl Router {
         }
     }
 
-    /// Send one frame; `mark` is its file position in file mode.
-    pub async fn route(&mut self, frame: Frame<'_>, mark: Option<Mark>) {
+    /// Send one frame; `position` is where it sits in a followed file.
+    pub async fn route(&mut self, frame: Frame<'_>, position: Option<Position<'_>>) {
+        let id = position.map(|p| {
+            self.id.clear();
+            let _ = write!(self.id, "{}@{}", p.file, p.mark.offset);
+            self.id.as_str()
+        });
+        let mark = position.map(|p| p.mark);
         let (line, reject) = match frame {
             Frame::Line { bytes, .. } => match self.mapper.map(bytes) {
                 Ok(mapped) => {
-                    self.sink
-                        .send(Dest::Main, mapped.value, mapped.key, mark)
-                        .await;
+                    let msg = Outgoing {
+                        value: mapped.value,
+                        key: mapped.key,
+                        mark,
+                        id,
+                    };
+                    self.sink.send(Dest::Main, msg).await;
                     return;
                 }
                 Err(reject) => (bytes, reject),
@@ -72,8 +97,12 @@ impl Router {
         } else if n == LOGGED_REJECTS {
             warn!("more rejected lines: counted, no longer logged one by one");
         }
-        self.sink
-            .send(Dest::Reject(&reason), line, None, mark)
-            .await;
+        let msg = Outgoing {
+            value: line,
+            key: None,
+            mark,
+            id,
+        };
+        self.sink.send(Dest::Reject(&reason), msg).await;
     }
 }

@@ -25,6 +25,23 @@ use crate::acker::{Mark, Tracker};
 /// Header naming why a line went to the reject topic.
 pub const REJECT_REASON_HEADER: &str = "cdrship.reject.reason";
 
+/// Header with a line's stable idempotency id in file mode:
+/// `dev:ino:fingerprint@offset`, so consumers can drop replays.
+pub const ID_HEADER: &str = "cdrship.id";
+
+/// One message to produce.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// The message value.
+    pub value: &'a [u8],
+    /// The message key.
+    pub key: Option<&'a [u8]>,
+    /// The line's file position, for the checkpoint.
+    pub mark: Option<Mark>,
+    /// The line's idempotency id.
+    pub id: Option<&'a str>,
+}
+
 /// Producer defaults; `-X` properties are appended after these and win.
 pub fn default_properties(brokers: &str) -> Vec<(String, String)> {
     [
@@ -133,20 +150,28 @@ impl Sink {
     /// Produce one message. Waits while the producer queue is full; gives
     /// up (counting the line as failed) only when shutdown runs out of time
     /// or on an error librdkafka will not retry.
-    pub async fn send(&self, dest: Dest<'_>, value: &[u8], key: Option<&[u8]>, mark: Option<Mark>) {
-        let (topic, headers) = match dest {
-            Dest::Main => (self.topic.as_str(), None),
-            Dest::Reject(reason) => (
-                self.reject_topic.as_str(),
-                Some(OwnedHeaders::new().insert(Header {
+    pub async fn send(&self, dest: Dest<'_>, msg: Outgoing<'_>) {
+        let mut headers = None;
+        let topic = match dest {
+            Dest::Main => self.topic.as_str(),
+            Dest::Reject(reason) => {
+                headers = Some(OwnedHeaders::new_with_capacity(2).insert(Header {
                     key: REJECT_REASON_HEADER,
                     value: Some(reason),
-                })),
-            ),
+                }));
+                self.reject_topic.as_str()
+            }
         };
-        let seq = self.tracker.begin(mark, headers.is_some());
-        let mut record = BaseRecord::with_opaque_to(topic, seq as usize).payload(value);
-        if let Some(key) = key {
+        if let Some(id) = msg.id {
+            headers = Some(headers.unwrap_or_default().insert(Header {
+                key: ID_HEADER,
+                value: Some(id),
+            }));
+        }
+        let rejected = matches!(dest, Dest::Reject(_));
+        let seq = self.tracker.begin(msg.mark, rejected);
+        let mut record = BaseRecord::with_opaque_to(topic, seq as usize).payload(msg.value);
+        if let Some(key) = msg.key {
             record = record.key(key);
         }
         if let Some(headers) = headers {

@@ -96,6 +96,53 @@ fn rotated_while_stopped_finishes_the_old_file_first() {
 }
 
 #[test]
+fn delete_and_recreate_while_stopped_reads_the_new_file_whole() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, "recreated");
+    let mut want = Vec::new();
+    add(&mut want, &f.path, numbered("old", 0..10));
+    let mut run = f.start(&broker);
+    let reader = broker.reader(&f.topic);
+    let mut got = Vec::new();
+    expect(&reader, &mut got, &want);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+
+    // The new file is longer than the saved offset and may reuse the inode
+    // number; its different first line must stop a resume mid-file.
+    fs::remove_file(&f.path).unwrap();
+    add(&mut want, &f.path, numbered("recreated", 0..100));
+    let mut run = f.start(&broker);
+    expect(&reader, &mut got, &want);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+}
+
+#[test]
+fn delete_and_recreate_while_running_finishes_the_deleted_file() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, "deleted");
+    let mut want = Vec::new();
+    add(&mut want, &f.path, numbered("old", 0..10));
+    let mut run = f.start(&broker);
+    let reader = broker.reader(&f.topic);
+    let mut got = Vec::new();
+    expect(&reader, &mut got, &want);
+    // A writer that still holds the old file appends after the delete.
+    let mut old = OpenOptions::new().append(true).open(&f.path).unwrap();
+    run.signal("STOP");
+    fs::remove_file(&f.path).unwrap();
+    let late = numbered("old-after-delete", 0..5);
+    old.write_all(late.as_bytes()).unwrap();
+    want.extend(late.lines().map(str::to_owned));
+    add(&mut want, &f.path, numbered("new", 0..10));
+    run.signal("CONT");
+    expect(&reader, &mut got, &want);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+}
+
+#[test]
 fn copytruncate_reads_the_lines_that_only_the_copy_holds() {
     let broker = Broker::start();
     let f = Followed::new(&broker, "copytruncate");
@@ -178,6 +225,17 @@ fn follows_appends_and_rotation_then_resumes_without_resending() {
     run.terminate();
     assert!(run.wait().success(), "{}", run.log());
     assert_eq!(reader.stored(), want.len() as i64);
+    // Every line carries a distinct idempotency id: file identity @ offset.
+    let ids: std::collections::HashSet<String> = got
+        .iter()
+        .map(|m| m.header("cdrship.id").expect("id header"))
+        .collect();
+    assert_eq!(ids.len(), got.len());
+    let first = got[0].header("cdrship.id").unwrap();
+    assert!(
+        first.ends_with(&format!("@{}", want[0].len() + 1)),
+        "{first}"
+    );
 
     // Restart: nothing acknowledged is sent again; the partial line is
     // completed and shipped whole.

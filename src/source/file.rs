@@ -19,9 +19,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::{Mark, Tracker};
-use crate::checkpoint::{FileId, Progress, State};
+use crate::checkpoint::{fingerprint, FileId, Progress, State};
 use crate::framing::Framer;
-use crate::route::Router;
+use crate::route::{Position, Router};
 
 /// Settings of the file source.
 pub struct Follow<'a> {
@@ -77,10 +77,12 @@ impl Current {
         Ok(())
     }
 
-    /// Re-read the head while it is shorter than [`HEAD_BYTES`].
+    /// Re-read the head while it is shorter than [`HEAD_BYTES`], and take
+    /// the fingerprint once the first line is complete.
     fn refresh_head(&mut self) -> Result<()> {
         if self.head.len() < HEAD_BYTES {
             self.head = read_head(&self.file)?;
+            self.id.fingerprint = fingerprint(&self.head, HEAD_BYTES);
         }
         Ok(())
     }
@@ -163,7 +165,8 @@ pub async fn run(
                 generation += 1;
                 current.generation = generation;
                 current.seek(0)?;
-                current.head = read_head(&current.file)?;
+                current.head.clear();
+                current.refresh_head()?;
                 if let Some(p) = progress.as_deref_mut() {
                     p.opened(current.generation, current.id);
                 }
@@ -173,15 +176,15 @@ pub async fn run(
         if stop.is_cancelled() {
             return Ok(());
         }
-        save(&mut progress, tracker);
+        save(&mut progress, tracker, &current);
         match path_state(cfg.path, &current) {
             PathState::Replaced => {
                 // Lines appended to the old file before the rename are read
                 // first; a last line without newline is shipped as it is.
                 read_available(&mut current, router, stop).await?;
                 if let Some(frame) = current.framer.finish() {
-                    let mark = mark(current.generation, frame.end());
-                    router.route(frame, Some(mark)).await;
+                    let at = position(current.generation, &current.id, frame.end());
+                    router.route(frame, Some(at)).await;
                 }
                 generation += 1;
                 if let Some((next, _)) = Current::open(cfg.path, generation, cfg.max_line)? {
@@ -204,14 +207,23 @@ pub async fn run(
     }
 }
 
-fn mark(generation: u32, offset: u64) -> Mark {
-    Mark { generation, offset }
+/// The position of a line ending at `end` in the file `file`.
+fn position(generation: u32, file: &FileId, end: u64) -> Position<'_> {
+    Position {
+        mark: Mark {
+            generation,
+            offset: end,
+        },
+        file,
+    }
 }
 
 /// Save the watermark; a failing disk is logged, not fatal: the worst
 /// outcome is re-sending lines after a restart, never losing them.
-fn save(progress: &mut Option<&mut Progress>, tracker: &Tracker) {
+fn save(progress: &mut Option<&mut Progress>, tracker: &Tracker, current: &Current) {
     if let Some(p) = progress.as_deref_mut() {
+        // The fingerprint may have become known since the file was opened.
+        p.opened(current.generation, current.id);
         if let Err(e) = p.save(tracker.watermark()) {
             warn!("{e:#}");
         }
@@ -254,7 +266,7 @@ fn open(
     let Some(state) = saved else {
         return Ok(opened.map(|(current, _)| current));
     };
-    if let Some((mut current, len)) = opened.filter(|(c, _)| c.id == state.file) {
+    if let Some((mut current, len)) = opened.filter(|(c, _)| c.id.same_file(&state.file)) {
         let start = if state.offset <= len {
             state.offset
         } else {
@@ -303,10 +315,10 @@ fn find_rotated(
         let candidate = entry.path();
         let same = entry
             .metadata()
-            .is_ok_and(|m| m.is_file() && FileId::of(&m) == id);
+            .is_ok_and(|m| m.is_file() && FileId::of(&m).same_inode(&id));
         if same && candidate != path {
             if let Some((current, len)) = Current::open(&candidate, generation, max_line)? {
-                if current.id == id {
+                if current.id.same_file(&id) {
                     return Ok(Some((candidate, current, len)));
                 }
             }
@@ -327,7 +339,7 @@ async fn finish_from_copy(
     let mut copy_path = path.as_os_str().to_owned();
     copy_path.push(".1");
     let copy_path = PathBuf::from(copy_path);
-    let position = current
+    let read_to = current
         .file
         .stream_position()
         .context("position in the followed file")?;
@@ -335,7 +347,7 @@ async fn finish_from_copy(
         Ok(copy) => copy,
         Err(_) => return Ok(()),
     };
-    let long_enough = copy.metadata().is_ok_and(|m| m.len() >= position);
+    let long_enough = copy.metadata().is_ok_and(|m| m.len() >= read_to);
     if !long_enough || !read_head(&copy)?.starts_with(&current.head) {
         warn!(
             "{}: truncated, and {} is not its copy; lines written just before the truncation may be missing",
@@ -345,11 +357,11 @@ async fn finish_from_copy(
         return Ok(());
     }
     let original = std::mem::replace(&mut current.file, copy);
-    current.file.seek(SeekFrom::Start(position))?;
+    current.file.seek(SeekFrom::Start(read_to))?;
     read_available(current, router, stop).await?;
     if let Some(frame) = current.framer.finish() {
-        let mark = mark(current.generation, frame.end());
-        router.route(frame, Some(mark)).await;
+        let at = position(current.generation, &current.id, frame.end());
+        router.route(frame, Some(at)).await;
     }
     info!(
         "{}: read the rest of the truncated content from {}",
@@ -381,8 +393,8 @@ async fn read_available(
         current.framer.filled(n);
         current.refresh_head()?;
         while let Some(frame) = current.framer.next_frame() {
-            let mark = mark(current.generation, frame.end());
-            router.route(frame, Some(mark)).await;
+            let at = position(current.generation, &current.id, frame.end());
+            router.route(frame, Some(at)).await;
         }
         if stop.is_cancelled() {
             return Ok(());
@@ -406,7 +418,9 @@ fn directory_of(path: &Path) -> PathBuf {
 
 fn path_state(path: &Path, current: &Current) -> PathState {
     match std::fs::metadata(path) {
-        Ok(meta) if FileId::of(&meta) == current.id => PathState::Same { len: meta.len() },
+        Ok(meta) if FileId::of(&meta).same_inode(&current.id) => {
+            PathState::Same { len: meta.len() }
+        }
         Ok(_) => PathState::Replaced,
         Err(_) => PathState::Missing,
     }
