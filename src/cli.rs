@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::record::{Columns, Format, Mapper};
+use crate::source::file::{FollowOptions, StartAt};
 
 /// Ship PBX call detail records (one per line) to Apache Kafka.
 ///
@@ -84,6 +85,16 @@ pub struct Cli {
     #[arg(long, env = "CDRSHIP_POLL_INTERVAL", default_value = "1", value_parser = parse_secs)]
     pub poll_interval: Duration,
 
+    /// Where a file with no saved progress is read from; saved progress
+    /// always wins.
+    #[arg(long, env = "CDRSHIP_FROM", value_enum, default_value_t = StartAt::Beginning)]
+    pub from: StartAt,
+
+    /// Ship a file's unterminated last line after this many seconds without
+    /// new bytes (default: wait for its newline forever).
+    #[arg(long, env = "CDRSHIP_PARTIAL_LINE_TIMEOUT", value_parser = parse_secs)]
+    pub partial_line_timeout: Option<Duration>,
+
     /// Seconds to wait for outstanding deliveries after SIGTERM/SIGINT (at
     /// plain EOF cdrship waits until every line is acknowledged).
     #[arg(long, env = "CDRSHIP_SHUTDOWN_TIMEOUT", default_value = "30", value_parser = parse_secs)]
@@ -123,8 +134,8 @@ pub enum SourceConfig {
         path: PathBuf,
         /// Where progress is saved, if anywhere.
         state_dir: Option<PathBuf>,
-        /// Periodic re-check when no event arrives.
-        poll_interval: Duration,
+        /// How to follow it.
+        options: FollowOptions,
     },
     /// TCP listeners.
     Listen(Vec<SocketAddr>),
@@ -160,7 +171,11 @@ impl Cli {
                 state_dir: self
                     .state_dir
                     .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from)),
-                poll_interval: self.poll_interval,
+                options: FollowOptions {
+                    poll_interval: self.poll_interval,
+                    from: self.from,
+                    partial_line_timeout: self.partial_line_timeout,
+                },
             },
             (None, false) => SourceConfig::Listen(self.listen),
             (None, true) => SourceConfig::Stdin,

@@ -77,6 +77,11 @@ impl Framer {
         self.offset
     }
 
+    /// Whether bytes of an unterminated line are held back.
+    pub fn has_partial(&self) -> bool {
+        self.pos < self.len || self.discarding.is_some()
+    }
+
     /// Forget buffered bytes and continue at stream offset `start`
     /// (a truncated or replaced file).
     pub fn reset(&mut self, start: u64) {
@@ -262,6 +267,7 @@ mod tests {
             })
         );
         assert_eq!(framer.next_frame(), None);
+        assert!(framer.has_partial());
         assert_eq!(framer.offset(), 1003);
     }
 

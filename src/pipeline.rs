@@ -87,18 +87,14 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
                         Router::new(config.mapper.clone(), sink.clone(), max_line, label);
                     stdin::run(&mut router, max_line, &stop).await
                 }
-                SourceConfig::File {
-                    path,
-                    poll_interval,
-                    ..
-                } => {
+                SourceConfig::File { path, options, .. } => {
                     info!("shipping {} to topic {}", path.display(), config.topic);
                     let label = path.display().to_string();
                     let mut router =
                         Router::new(config.mapper.clone(), sink.clone(), max_line, label);
                     let follow = file::Follow {
                         path,
-                        poll_interval: *poll_interval,
+                        options: options.clone(),
                         max_line,
                     };
                     file::run(follow, &mut router, &tracker, progress.as_mut(), &stop).await

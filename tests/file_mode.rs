@@ -266,3 +266,47 @@ fn waits_for_a_missing_file_and_reads_it_from_the_start() {
     run.terminate();
     assert!(run.wait().success(), "{}", run.log());
 }
+
+#[test]
+fn from_end_skips_what_is_there_but_saved_progress_wins() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, "from-end");
+    append(&f.path, &numbered("history", 0..10));
+    append(&f.path, "in-progress");
+    let mut args = f.args();
+    args.extend(["--from".into(), "end".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut run = cdrship(&broker, &args);
+    run.wait_for_log("--from end");
+    // The line in progress when cdrship started is shipped whole.
+    let mut want = vec!["in-progress, completed".to_string()];
+    append(&f.path, ", completed\n");
+    add(&mut want, &f.path, numbered("live", 0..5));
+    let reader = broker.reader(&f.topic);
+    let mut got = Vec::new();
+    expect(&reader, &mut got, &want);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+
+    add(&mut want, &f.path, numbered("while-stopped", 0..5));
+    let mut run = cdrship(&broker, &args);
+    expect(&reader, &mut got, &want);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+    assert_eq!(reader.stored(), want.len() as i64);
+}
+
+#[test]
+fn partial_line_timeout_ships_an_unterminated_last_line() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, "partial");
+    append(&f.path, "complete\nunterminated");
+    let mut args = f.args();
+    args.extend(["--partial-line-timeout".into(), "0.2".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut run = cdrship(&broker, &args);
+    let got = broker.reader(&f.topic).read(2);
+    assert_eq!(texts(&got), ["complete", "unterminated"]);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+}

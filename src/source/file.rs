@@ -23,12 +23,32 @@ use crate::checkpoint::{fingerprint, FileId, Progress, State};
 use crate::framing::Framer;
 use crate::route::{Position, Router};
 
+/// Where a file without saved progress is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StartAt {
+    /// The whole file: no CDR already in it is skipped.
+    Beginning,
+    /// Only lines appended from now on.
+    End,
+}
+
+/// How a file is followed (from the command line).
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    /// Re-check period without events.
+    pub poll_interval: Duration,
+    /// Start of a file without saved progress.
+    pub from: StartAt,
+    /// Ship an unterminated last line after this long without new bytes.
+    pub partial_line_timeout: Option<Duration>,
+}
+
 /// Settings of the file source.
 pub struct Follow<'a> {
     /// The path to follow.
     pub path: &'a Path,
-    /// Re-check period without events.
-    pub poll_interval: Duration,
+    /// How to follow it.
+    pub options: FollowOptions,
     /// Longest line.
     pub max_line: usize,
 }
@@ -123,7 +143,8 @@ pub async fn run(
 ) -> Result<()> {
     let wake = Arc::new(Notify::new());
     let _watcher = watch_directory(cfg.path, wake.clone());
-    let mut ticker = tokio::time::interval(cfg.poll_interval.max(Duration::from_millis(10)));
+    let mut ticker =
+        tokio::time::interval(cfg.options.poll_interval.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let saved = match progress.as_deref() {
@@ -146,10 +167,19 @@ pub async fn run(
             () = stop.cancelled() => return Ok(()),
         }
     };
+    if saved.is_none() && !announced && cfg.options.from == StartAt::End {
+        let start = end_of_last_line(&current.file)?;
+        info!(
+            "{}: --from end: skipping the {start} bytes already there",
+            cfg.path.display()
+        );
+        current.seek(start)?;
+    }
     if let Some(p) = progress.as_deref_mut() {
         p.opened(current.generation, current.id);
     }
 
+    let mut last_growth = tokio::time::Instant::now();
     loop {
         // Before reading: after copytruncate the old position may already
         // hold new bytes, which must not be read as if they continued a line.
@@ -172,7 +202,9 @@ pub async fn run(
                 }
             }
         }
-        read_available(&mut current, router, stop).await?;
+        if read_available(&mut current, router, stop).await? {
+            last_growth = tokio::time::Instant::now();
+        }
         if stop.is_cancelled() {
             return Ok(());
         }
@@ -198,13 +230,53 @@ pub async fn run(
             }
             PathState::Same { .. } | PathState::Missing => {}
         }
+        let partial_deadline = cfg
+            .options
+            .partial_line_timeout
+            .filter(|_| current.framer.has_partial())
+            .map(|timeout| last_growth + timeout);
         tokio::select! {
             () = wake.notified() => {}
             _ = ticker.tick() => {}
             () = tracker.wait_advanced() => {}
+            () = sleep_until(partial_deadline) => {
+                if let Some(frame) = current.framer.finish() {
+                    info!("{}: shipping an unterminated last line (--partial-line-timeout)", cfg.path.display());
+                    let at = position(current.generation, &current.id, frame.end());
+                    router.route(frame, Some(at)).await;
+                }
+            }
             () = stop.cancelled() => return Ok(()),
         }
     }
+}
+
+/// Sleep until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Offset just after the file's last newline: where `--from end` starts,
+/// so an unterminated last line is not shipped as a fragment.
+fn end_of_last_line(file: &File) -> Result<u64> {
+    const TAIL: u64 = 64 * 1024;
+    let len = file
+        .metadata()
+        .context("reading the followed file's size")?
+        .len();
+    let from = len.saturating_sub(TAIL);
+    let mut tail = vec![0; (len - from) as usize];
+    file.read_exact_at(&mut tail, from)
+        .context("reading the end of the followed file")?;
+    Ok(match memchr::memrchr(b'\n', &tail) {
+        Some(newline) => from + newline as u64 + 1,
+        // No newline in the tail: one giant line, or only a partial one.
+        None if from > 0 => len,
+        None => 0,
+    })
 }
 
 /// The position of a line ending at `end` in the file `file`.
@@ -372,13 +444,15 @@ async fn finish_from_copy(
     Ok(())
 }
 
-/// Read and route everything up to the current end of the file. A partial
-/// last line stays in the framer until its newline arrives.
+/// Read and route everything up to the current end of the file; true if
+/// there was anything. A partial last line stays in the framer until its
+/// newline arrives.
 async fn read_available(
     current: &mut Current,
     router: &mut Router,
     stop: &CancellationToken,
-) -> Result<()> {
+) -> Result<bool> {
+    let mut grew = false;
     loop {
         // Regular-file reads come from the page cache; a blocking read here
         // is cheaper than a thread hop per chunk.
@@ -388,8 +462,9 @@ async fn read_available(
             Err(e) => return Err(e).context("reading the followed file"),
         };
         if n == 0 {
-            return Ok(());
+            return Ok(grew);
         }
+        grew = true;
         current.framer.filled(n);
         current.refresh_head()?;
         while let Some(frame) = current.framer.next_frame() {
@@ -397,7 +472,7 @@ async fn read_available(
             router.route(frame, Some(at)).await;
         }
         if stop.is_cancelled() {
-            return Ok(());
+            return Ok(grew);
         }
     }
 }
