@@ -310,3 +310,32 @@ fn partial_line_timeout_ships_an_unterminated_last_line() {
     run.terminate();
     assert!(run.wait().success(), "{}", run.log());
 }
+
+#[test]
+fn copytruncate_while_stopped_resumes_from_the_copy() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, "copytruncate-stopped");
+    let mut want = Vec::new();
+    add(&mut want, &f.path, numbered("first-run", 0..20));
+    let mut run = f.start(&broker);
+    let reader = broker.reader(&f.topic);
+    let mut got = Vec::new();
+    expect(&reader, &mut got, &want);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+
+    add(&mut want, &f.path, numbered("while-stopped", 0..10));
+    fs::copy(&f.path, f.sibling("Master.csv.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&f.path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    add(&mut want, &f.path, numbered("after-truncate", 0..5));
+    let mut run = f.start(&broker);
+    expect(&reader, &mut got, &want);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+    assert_eq!(reader.stored(), want.len() as i64);
+}

@@ -338,62 +338,66 @@ fn open(
     let Some(state) = saved else {
         return Ok(opened.map(|(current, _)| current));
     };
-    if let Some((mut current, len)) = opened.filter(|(c, _)| c.id.same_file(&state.file)) {
-        let start = if state.offset <= len {
-            state.offset
-        } else {
-            warn!(
-                "{}: shorter ({len} bytes) than the saved position {}; reading from the start",
-                path.display(),
-                state.offset
-            );
-            0
-        };
-        current.seek(start)?;
-        info!("{}: resuming at byte {start}", path.display());
+    if let Some((mut current, _)) =
+        opened.filter(|(c, len)| c.id.same_file(&state.file) && state.offset <= *len)
+    {
+        current.seek(state.offset)?;
+        info!("{}: resuming at byte {}", path.display(), state.offset);
         return Ok(Some(current));
     }
-    if let Some((rotated, mut current, len)) = find_rotated(path, state.file, generation, max_line)?
-    {
-        if state.offset <= len {
-            info!(
-                "{}: rotated while stopped; finishing {} from byte {} first",
-                path.display(),
-                rotated.display(),
-                state.offset
-            );
-            current.seek(state.offset)?;
-            return Ok(Some(current));
-        }
+    if let Some((rotated, mut current)) = find_rotated(path, state, generation, max_line)? {
+        info!(
+            "{}: rotated while stopped; finishing {} from byte {} first",
+            path.display(),
+            rotated.display(),
+            state.offset
+        );
+        current.seek(state.offset)?;
+        return Ok(Some(current));
     }
     warn!(
-        "{}: the file of the last run is gone (rotated away while stopped); reading the current one from the start",
+        "{}: the saved file is gone and no sibling holds its content (rotated away or truncated while stopped); reading from the start",
         path.display()
     );
     Ok(Current::open(path, generation, max_line)?.map(|(current, _)| current))
 }
 
-/// The file with identity `id` among `path`'s siblings (e.g. `Master.csv.1`).
+/// The saved file among `path`'s siblings, long enough to resume: renamed
+/// (same inode, e.g. `Master.csv.1`) or copied by copytruncate (a sibling
+/// named after the file whose first line has the saved fingerprint).
 fn find_rotated(
     path: &Path,
-    id: FileId,
+    state: &State,
     generation: u32,
     max_line: usize,
-) -> Result<Option<(PathBuf, Current, u64)>> {
+) -> Result<Option<(PathBuf, Current)>> {
     let Ok(entries) = std::fs::read_dir(directory_of(path)) else {
         return Ok(None);
     };
+    let base = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     for entry in entries.flatten() {
         let candidate = entry.path();
-        let same = entry
+        let renamed = entry
             .metadata()
-            .is_ok_and(|m| m.is_file() && FileId::of(&m).same_inode(&id));
-        if same && candidate != path {
-            if let Some((current, len)) = Current::open(&candidate, generation, max_line)? {
-                if current.id.same_file(&id) {
-                    return Ok(Some((candidate, current, len)));
-                }
-            }
+            .is_ok_and(|m| m.is_file() && FileId::of(&m).same_inode(&state.file));
+        let named_after = entry.file_name().to_string_lossy().starts_with(&base);
+        if candidate == path || !(renamed || named_after && state.file.fingerprint.is_some()) {
+            continue;
+        }
+        let Some((current, len)) = Current::open(&candidate, generation, max_line)? else {
+            continue;
+        };
+        let same = if renamed {
+            current.id.same_file(&state.file)
+        } else {
+            current.id.fingerprint == state.file.fingerprint
+        };
+        if same && state.offset <= len {
+            return Ok(Some((candidate, current)));
         }
     }
     Ok(None)
