@@ -49,6 +49,18 @@ impl Broker {
         }
     }
 
+    /// Take the broker down for `outage`, then bring it back (mock cluster
+    /// only; false with a real broker, which tests cannot stop).
+    pub fn outage(&self, outage: Duration) -> bool {
+        let Some(mock) = &self.mock else {
+            return false;
+        };
+        mock.broker_down(1).expect("broker_down");
+        std::thread::sleep(outage);
+        mock.broker_up(1).expect("broker_up");
+        true
+    }
+
     /// Bootstrap servers for clients.
     pub fn servers(&self) -> &str {
         &self.servers
@@ -94,39 +106,23 @@ impl Broker {
 
     /// A consumer of `topic` from its beginning, all partitions.
     pub fn reader(&self, topic: &str) -> Reader {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.servers)
-            .set("group.id", format!("test-{topic}"))
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("consumer");
-        let partitions = partition_count(&consumer, topic);
-        let mut assignment = TopicPartitionList::new();
-        for p in 0..partitions {
-            assignment
-                .add_partition_offset(topic, p, Offset::Beginning)
-                .unwrap();
-        }
-        consumer.assign(&assignment).expect("assign");
-        Reader {
-            consumer,
-            topic: topic.to_owned(),
-            partitions,
-        }
+        Reader::try_new(&self.servers, topic).expect("consumer for the topic")
     }
 }
 
-fn partition_count(consumer: &BaseConsumer, topic: &str) -> i32 {
+fn partition_count(consumer: &BaseConsumer, topic: &str) -> Option<i32> {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let meta = consumer
             .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .expect("metadata");
+            .ok()?;
         let n = meta.topics()[0].partitions().len() as i32;
         if n > 0 {
-            return n;
+            return Some(n);
         }
-        assert!(Instant::now() < deadline, "topic {topic} has no partitions");
+        if Instant::now() > deadline {
+            return None;
+        }
     }
 }
 
@@ -141,6 +137,8 @@ pub struct Msg {
     pub headers: Vec<(String, Vec<u8>)>,
     /// The partition it was read from.
     pub partition: i32,
+    /// Its offset in that partition.
+    pub offset: i64,
 }
 
 impl Msg {
@@ -166,6 +164,32 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// A consumer of `topic` on `servers` from its beginning, all
+    /// partitions; `None` if the broker cannot be reached.
+    pub fn try_new(servers: &str, topic: &str) -> Option<Reader> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", servers)
+            .set("group.id", format!("test-{topic}"))
+            .set("enable.auto.commit", "false")
+            // A position lost in a broker outage must re-read, not skip.
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("consumer");
+        let partitions = partition_count(&consumer, topic)?;
+        let mut assignment = TopicPartitionList::new();
+        for p in 0..partitions {
+            assignment
+                .add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&assignment).expect("assign");
+        Some(Reader {
+            consumer,
+            topic: topic.to_owned(),
+            partitions,
+        })
+    }
+
     /// Read until `n` messages in total arrived (panics at the deadline).
     pub fn read(&self, n: usize) -> Vec<Msg> {
         let mut out = Vec::with_capacity(n);
@@ -183,25 +207,35 @@ impl Reader {
                 self.topic,
                 out.len()
             );
-            let Some(result) = self.consumer.poll(Duration::from_millis(100)) else {
-                continue;
-            };
-            let m = result.expect("consume");
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(Msg {
-                value: m.payload().unwrap_or_default().to_vec(),
-                key: m.key().map(<[u8]>::to_vec),
-                headers,
-                partition: m.partition(),
-            });
+            self.poll_into(out);
         }
+    }
+
+    /// Append the next message to `out`, if one arrives within 100 ms.
+    pub fn poll_into(&self, out: &mut Vec<Msg>) {
+        let Some(result) = self.consumer.poll(Duration::from_millis(100)) else {
+            return;
+        };
+        // Errors such as AllBrokersDown during an outage are transient.
+        let m = match result {
+            Ok(m) => m,
+            Err(e) => return eprintln!("consumer: {e}"),
+        };
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(Msg {
+            value: m.payload().unwrap_or_default().to_vec(),
+            key: m.key().map(<[u8]>::to_vec),
+            headers,
+            partition: m.partition(),
+            offset: m.offset(),
+        });
     }
 
     /// Messages stored in the topic now (sum of high watermarks): proves
