@@ -339,3 +339,42 @@ fn copytruncate_while_stopped_resumes_from_the_copy() {
     assert!(run.wait().success(), "{}", run.log());
     assert_eq!(reader.stored(), want.len() as i64);
 }
+
+#[test]
+fn undeliverable_lines_stop_the_run_without_advancing_progress() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Master.csv");
+    let state = dir.path().join("state");
+    append(&path, &numbered("cdr", 0..5));
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cdrship"));
+    command
+        .args([
+            "-b",
+            &addr,
+            "-t",
+            "nowhere",
+            "-X",
+            "message.timeout.ms=1000",
+        ])
+        .args([
+            "--file",
+            path.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut run = common::spawn(command);
+    assert!(!run.wait().success());
+    assert!(
+        run.log().contains("5 of 5 lines not delivered"),
+        "{}",
+        run.log()
+    );
+    // Nothing was acknowledged, so no position was ever saved.
+    let saved = fs::read_dir(&state).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(saved, 0, "a position was saved for undelivered lines");
+}

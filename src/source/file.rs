@@ -527,3 +527,40 @@ fn watch_directory(path: &Path, wake: Arc<Notify>) -> Option<notify::Recommended
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn truncation_is_a_shorter_file_or_a_different_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Master.csv");
+        std::fs::write(&path, "first,1\nsecond,2\n").unwrap();
+        let (mut current, len) = Current::open(&path, 0, 100).unwrap().unwrap();
+        current.seek(len).unwrap();
+        assert!(!truncated(&current, len).unwrap());
+        let mut writer = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        writer.write_all(b"third,3\n").unwrap();
+        assert!(
+            !truncated(&current, len + 8).unwrap(),
+            "growth is not truncation"
+        );
+        writer.set_len(0).unwrap();
+        assert!(
+            truncated(&current, 0).unwrap(),
+            "shorter than the read position"
+        );
+        writer
+            .write_all(b"new-file,1\nrefilled past the old position\n")
+            .unwrap();
+        assert!(
+            truncated(&current, 43).unwrap(),
+            "longer again, but another head"
+        );
+    }
+}
