@@ -18,7 +18,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 /// How long any single wait in a test may take before it fails.
@@ -159,6 +159,7 @@ impl Msg {
 /// Reads a topic back.
 pub struct Reader {
     consumer: BaseConsumer,
+    servers: String,
     topic: String,
     partitions: i32,
 }
@@ -185,6 +186,7 @@ impl Reader {
         consumer.assign(&assignment).expect("assign");
         Some(Reader {
             consumer,
+            servers: servers.to_owned(),
             topic: topic.to_owned(),
             partitions,
         })
@@ -221,6 +223,11 @@ impl Reader {
             Ok(m) => m,
             Err(e) => return eprintln!("consumer: {e}"),
         };
+        if m.payload()
+            .is_some_and(|v| v.starts_with(MARKER.as_bytes()))
+        {
+            return;
+        }
         let headers = m
             .headers()
             .map(|h| {
@@ -238,20 +245,51 @@ impl Reader {
         });
     }
 
-    /// Messages stored in the topic now (sum of high watermarks): proves
-    /// nothing extra was produced, without waiting for it.
+    /// Messages stored in the topic now: proves nothing extra was produced,
+    /// without waiting for it. A marker is produced to every partition and
+    /// a fresh consumer counts what precedes the markers (watermarks would
+    /// be shorter, but not every Kafka-compatible broker counts them alike).
     pub fn stored(&self) -> i64 {
-        (0..self.partitions)
-            .map(|p| {
-                let (low, high) = self
-                    .consumer
-                    .fetch_watermarks(&self.topic, p, Duration::from_secs(10))
-                    .expect("watermarks");
-                high - low
-            })
-            .sum()
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let marker = format!("{MARKER}{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.servers)
+            .create()
+            .expect("marker producer");
+        for p in 0..self.partitions {
+            producer
+                .send(
+                    BaseRecord::<(), _>::to(&self.topic)
+                        .partition(p)
+                        .payload(&marker),
+                )
+                .expect("marker enqueued");
+        }
+        producer.flush(DEADLINE).expect("markers delivered");
+        let fresh = Reader::try_new(&self.servers, &self.topic).expect("consumer");
+        let deadline = Instant::now() + DEADLINE;
+        let (mut count, mut markers) = (0, 0);
+        while markers < self.partitions {
+            assert!(
+                Instant::now() < deadline,
+                "{}: markers never arrived",
+                self.topic
+            );
+            let Some(Ok(m)) = fresh.consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            match m.payload() {
+                Some(value) if value == marker.as_bytes() => markers += 1,
+                Some(value) if value.starts_with(MARKER.as_bytes()) => {}
+                _ => count += 1,
+            }
+        }
+        count
     }
 }
+
+/// Prefix of the markers [`Reader::stored`] produces; readers skip them.
+const MARKER: &str = "\u{0}cdrship-test-marker-";
 
 /// A running `cdrship` with its stderr collected line by line.
 pub struct Cdrship {
