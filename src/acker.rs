@@ -54,6 +54,19 @@ pub struct Counts {
     pub rejected: u64,
     /// Reported as failed by the producer.
     pub failed: u64,
+    /// Mapped with bytes invalid in their charset (original kept in `_raw`).
+    pub lossy: u64,
+    /// Sent without a key because the `--key` field was empty or absent.
+    pub keyless: u64,
+}
+
+/// Line events worth counting that are not deliveries.
+#[derive(Debug, Clone, Copy)]
+pub enum Note {
+    /// See [`Counts::lossy`].
+    Lossy,
+    /// See [`Counts::keyless`].
+    Keyless,
 }
 
 /// Shared between sources (which register lines) and the producer's
@@ -97,6 +110,15 @@ impl Tracker {
         w.counts.sent += 1;
         w.counts.rejected += u64::from(rejected);
         seq
+    }
+
+    /// Count a line event.
+    pub fn note(&self, note: Note) {
+        let mut w = self.lock();
+        match note {
+            Note::Lossy => w.counts.lossy += 1,
+            Note::Keyless => w.counts.keyless += 1,
+        }
     }
 
     /// The broker acknowledged line `seq`.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Parser, ValueEnum};
 
-use crate::record::{Columns, Format, Mapper};
+use crate::record::{Columns, Format, JsonFormat, Mapper, TimeConv, TimeFormat};
 use crate::source::file::{FollowOptions, StartAt};
 
 /// Ship PBX call detail records (one per line) to Apache Kafka.
@@ -50,8 +50,9 @@ pub struct Cli {
     #[arg(long, env = "CDRSHIP_LISTEN", value_delimiter = ',')]
     pub listen: Vec<SocketAddr>,
 
-    /// Message value: the line as received (raw) or a JSON object of its
-    /// CSV fields (json, needs --preset or --columns).
+    /// Message value: the line as received (raw), a JSON object of its CSV
+    /// fields (json, needs --preset or --columns), or that object in a
+    /// Kafka Connect schema envelope (json-schema).
     #[arg(short, long, env = "CDRSHIP_FORMAT", value_enum, default_value_t = FormatArg::Raw)]
     pub format: FormatArg,
 
@@ -60,9 +61,43 @@ pub struct Cli {
     pub preset: Option<String>,
 
     /// Column names for --format json, comma separated; `name:int` makes
-    /// a JSON integer.
+    /// a JSON integer, `name:datetime` a date/time (see --time-format).
     #[arg(long, env = "CDRSHIP_COLUMNS")]
     pub columns: Option<String>,
+
+    /// Date/time fields in JSON: keep (the PBX's text), iso8601,
+    /// clickhouse (`YYYY-MM-DD hh:mm:ss`), epoch, epoch_ms, or a strftime
+    /// pattern. Empty fields are always null.
+    #[arg(long, env = "CDRSHIP_TIME_FORMAT", default_value = "keep")]
+    pub time_format: String,
+
+    /// Time zone the PBX writes in (IANA name); default the system zone.
+    #[arg(long, env = "CDRSHIP_TIMEZONE")]
+    pub timezone: Option<String>,
+
+    /// Time zone of converted date/times.
+    #[arg(long, env = "CDRSHIP_OUTPUT_TIMEZONE", default_value = "UTC")]
+    pub output_timezone: String,
+
+    /// Charset of the PBX's lines for JSON (utf-8, cp1251, koi8-r, latin1,
+    /// any WHATWG label). Lines with invalid bytes keep the original in
+    /// `_raw` and are counted.
+    #[arg(long, env = "CDRSHIP_CHARSET", default_value = "utf-8")]
+    pub charset: String,
+
+    /// Add metadata: `_host`, `_source` (file or peer), `_offset` (file).
+    #[arg(long, env = "CDRSHIP_META")]
+    pub meta: bool,
+
+    /// Where --meta goes: JSON fields, or Kafka headers (`cdrship.host`,
+    /// `cdrship.source`, `cdrship.offset`); raw format always uses headers.
+    #[arg(long, env = "CDRSHIP_META_AS", value_enum, default_value_t = MetaAs::Fields)]
+    pub meta_as: MetaAs,
+
+    /// Host id for --meta (default: the hostname), so records from several
+    /// PBXs with overlapping extensions stay apart.
+    #[arg(long, env = "CDRSHIP_HOST_ID")]
+    pub host_id: Option<String>,
 
     /// Message key taken from this JSON field (needs --format json).
     #[arg(short, long, env = "CDRSHIP_KEY")]
@@ -121,6 +156,17 @@ pub enum FormatArg {
     Raw,
     /// CSV fields as a JSON object.
     Json,
+    /// The JSON object in a Kafka Connect `{"schema","payload"}` envelope.
+    JsonSchema,
+}
+
+/// The `--meta-as` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MetaAs {
+    /// Fields of the JSON object.
+    Fields,
+    /// Kafka message headers.
+    Headers,
 }
 
 /// Where lines come from; exactly one per process.
@@ -160,11 +206,30 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Tee delivered values to stdout.
     pub echo: bool,
+    /// Host id for metadata headers (`--meta` as headers), if any.
+    pub meta_headers: Option<String>,
 }
 
 impl Cli {
     /// Validate option combinations and build the [`Config`].
     pub fn into_config(self) -> Result<Config> {
+        let host = self
+            .meta
+            .then(|| self.host_id.clone().unwrap_or_else(hostname));
+        let headers = self.format == FormatArg::Raw || self.meta_as == MetaAs::Headers;
+        let (meta_fields, meta_headers) = if headers { (None, host) } else { (host, None) };
+        let format = match self.format {
+            FormatArg::Raw => {
+                if self.key.is_some() {
+                    bail!("--key needs --format json (the key is taken from a named field)");
+                }
+                Format::Raw
+            }
+            FormatArg::Json | FormatArg::JsonSchema => {
+                Format::Json(Box::new(self.json_format(meta_fields)?))
+            }
+        };
+        let mapper = Mapper::new(format, self.key.as_deref())?;
         let source = match (self.file, self.listen.is_empty()) {
             (Some(path), _) => SourceConfig::File {
                 path,
@@ -180,25 +245,6 @@ impl Cli {
             (None, false) => SourceConfig::Listen(self.listen),
             (None, true) => SourceConfig::Stdin,
         };
-        let format = match self.format {
-            FormatArg::Raw => {
-                if self.key.is_some() {
-                    bail!("--key needs --format json (the key is taken from a named field)");
-                }
-                Format::Raw
-            }
-            FormatArg::Json => {
-                let columns = match (&self.preset, &self.columns) {
-                    (Some(name), _) => Columns::preset(name)?,
-                    (None, Some(list)) => Columns::parse(list)?,
-                    (None, None) => bail!(
-                        "--format json needs column names: --preset asterisk-cdr or --columns a,b,c"
-                    ),
-                };
-                Format::Json(columns)
-            }
-        };
-        let mapper = Mapper::new(format, self.key.as_deref())?;
         if self.max_line_bytes == 0 {
             bail!("--max-line-bytes must be at least 1");
         }
@@ -220,6 +266,32 @@ impl Cli {
             max_line_bytes: self.max_line_bytes,
             shutdown_timeout: self.shutdown_timeout,
             echo: self.echo,
+            meta_headers,
+        })
+    }
+
+    fn json_format(&self, meta_host: Option<String>) -> Result<JsonFormat> {
+        let columns = match (&self.preset, &self.columns) {
+            (Some(name), _) => Columns::preset(name)?,
+            (None, Some(list)) => Columns::parse(list)?,
+            (None, None) => {
+                bail!("--format json needs column names: --preset asterisk-cdr or --columns a,b,c")
+            }
+        };
+        let time = TimeConv::new(
+            TimeFormat::parse(&self.time_format)?,
+            columns.time_input,
+            self.timezone.as_deref(),
+            Some(&self.output_timezone),
+        )?;
+        let charset = encoding_rs::Encoding::for_label(self.charset.as_bytes())
+            .with_context(|| format!("--charset {}: unknown charset", self.charset))?;
+        Ok(JsonFormat {
+            columns,
+            time,
+            charset,
+            envelope: self.format == FormatArg::JsonSchema,
+            meta_host,
         })
     }
 
@@ -231,6 +303,13 @@ impl Cli {
             1 + self.verbose.min(1)
         }
     }
+}
+
+/// The kernel's host name (no libc call needed on Linux).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Seconds as `1.5` or `30s`.

@@ -86,6 +86,18 @@ fn report(summary: &pipeline::Summary) -> ExitCode {
         "{} lines read, {} delivered ({} of them to the reject topic), {} failed",
         c.sent, c.delivered, c.rejected, c.failed
     );
+    if c.lossy > 0 {
+        warn!(
+            "{} lines had bytes invalid in --charset; their JSON keeps the original in _raw",
+            c.lossy
+        );
+    }
+    if c.keyless > 0 {
+        warn!(
+            "{} lines had an empty --key field and were sent without a key",
+            c.keyless
+        );
+    }
     if summary.all_delivered() {
         return ExitCode::SUCCESS;
     }

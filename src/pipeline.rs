@@ -77,6 +77,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
     let grace = grace_period(stop.clone(), config.shutdown_timeout);
     tokio::pin!(grace);
     let max_line = config.max_line_bytes;
+    let meta = config.meta_headers.as_deref();
     let source_result = {
         let source = async {
             match &config.source {
@@ -84,14 +85,14 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
                     let label = stdin::describe();
                     info!("shipping {label} to topic {}", config.topic);
                     let mut router =
-                        Router::new(config.mapper.clone(), sink.clone(), max_line, label);
+                        Router::new(config.mapper.clone(), sink.clone(), max_line, label, meta);
                     stdin::run(&mut router, max_line, &stop).await
                 }
                 SourceConfig::File { path, options, .. } => {
                     info!("shipping {} to topic {}", path.display(), config.topic);
                     let label = path.display().to_string();
                     let mut router =
-                        Router::new(config.mapper.clone(), sink.clone(), max_line, label);
+                        Router::new(config.mapper.clone(), sink.clone(), max_line, label, meta);
                     let follow = file::Follow {
                         path,
                         options: options.clone(),
@@ -100,8 +101,13 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
                     file::run(follow, &mut router, &tracker, progress.as_mut(), &stop).await
                 }
                 SourceConfig::Listen(_) => {
-                    let router =
-                        Router::new(config.mapper.clone(), sink.clone(), max_line, String::new());
+                    let router = Router::new(
+                        config.mapper.clone(),
+                        sink.clone(),
+                        max_line,
+                        String::new(),
+                        meta,
+                    );
                     tcp::serve(listeners, &router, max_line, &stop).await;
                     Ok(())
                 }

@@ -2,15 +2,15 @@
 //! does not (overlong, malformed) goes raw to the reject topic with the
 //! reason in a header. Either way it is counted and tracked, never dropped.
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use std::fmt::Write as _;
-
 use crate::acker::Mark;
+use crate::acker::Note;
 use crate::checkpoint::FileId;
 use crate::framing::Frame;
-use crate::record::{Mapper, Reject};
+use crate::record::{Mapper, Origin, Reject};
 use crate::sink::{Dest, Outgoing, Sink};
 
 /// Where a line sits in a followed file.
@@ -36,19 +36,32 @@ pub struct Router {
     max_line: usize,
     /// Names the source in reject logs (file path, peer address, stdin).
     label: String,
+    /// Host id when metadata goes into headers.
+    meta_host: Option<Arc<str>>,
     /// Scratch for the idempotency id.
     id: String,
+    /// Scratch for the offset header.
+    offset: String,
 }
 
 impl Router {
-    /// A router with its own mapper buffers.
-    pub fn new(mapper: Mapper, sink: Arc<Sink>, max_line: usize, label: String) -> Self {
+    /// A router with its own mapper buffers; `meta_host` adds metadata
+    /// headers.
+    pub fn new(
+        mapper: Mapper,
+        sink: Arc<Sink>,
+        max_line: usize,
+        label: String,
+        meta_host: Option<&str>,
+    ) -> Self {
         Router {
             mapper,
             sink,
             max_line,
             label,
+            meta_host: meta_host.map(Arc::from),
             id: String::new(),
+            offset: String::new(),
         }
     }
 
@@ -68,14 +81,45 @@ impl Router {
             self.id.as_str()
         });
         let mark = position.map(|p| p.mark);
+        let offset = position.map(|p| p.mark.offset);
+        let meta_headers = match &self.meta_host {
+            Some(host) => {
+                self.offset.clear();
+                if let Some(offset) = offset {
+                    let _ = write!(self.offset, "{offset}");
+                }
+                vec![
+                    ("cdrship.host", host.as_bytes()),
+                    ("cdrship.source", self.label.as_bytes()),
+                    ("cdrship.offset", self.offset.as_bytes()),
+                ]
+            }
+            None => Vec::new(),
+        };
+        let headers = match offset {
+            Some(_) => &meta_headers[..],
+            None => &meta_headers[..meta_headers.len().min(2)],
+        };
+        let keyed = self.mapper.keyed();
+        let origin = Origin {
+            source: &self.label,
+            offset,
+        };
         let (line, reject) = match frame {
-            Frame::Line { bytes, .. } => match self.mapper.map(bytes) {
+            Frame::Line { bytes, .. } => match self.mapper.map(bytes, origin) {
                 Ok(mapped) => {
+                    if mapped.lossy {
+                        self.sink.note(Note::Lossy);
+                    }
+                    if keyed && mapped.key.is_none() {
+                        self.sink.note(Note::Keyless);
+                    }
                     let msg = Outgoing {
                         value: mapped.value,
                         key: mapped.key,
                         mark,
                         id,
+                        headers,
                     };
                     self.sink.send(Dest::Main, msg).await;
                     return;
@@ -102,6 +146,7 @@ impl Router {
             key: None,
             mark,
             id,
+            headers,
         };
         self.sink.send(Dest::Reject(&reason), msg).await;
     }

@@ -40,6 +40,8 @@ pub struct Outgoing<'a> {
     pub mark: Option<Mark>,
     /// The line's idempotency id.
     pub id: Option<&'a str>,
+    /// Further headers (metadata).
+    pub headers: &'a [(&'a str, &'a [u8])],
 }
 
 /// Producer defaults; `-X` properties are appended after these and win.
@@ -168,6 +170,12 @@ impl Sink {
                 value: Some(id),
             }));
         }
+        for &(key, value) in msg.headers {
+            headers = Some(headers.unwrap_or_default().insert(Header {
+                key,
+                value: Some(value),
+            }));
+        }
         let rejected = matches!(dest, Dest::Reject(_));
         let seq = self.tracker.begin(msg.mark, rejected);
         let mut record = BaseRecord::with_opaque_to(topic, seq as usize).payload(msg.value);
@@ -199,6 +207,11 @@ impl Sink {
                 }
             }
         }
+    }
+
+    /// Count a line event in the tracker.
+    pub fn note(&self, note: crate::acker::Note) {
+        self.tracker.note(note);
     }
 
     /// Drop everything still queued so shutdown does not wait on a dead

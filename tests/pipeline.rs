@@ -218,3 +218,38 @@ fn tcp_serves_20_concurrent_clients_in_order_per_connection() {
     assert!(run.wait().success(), "{}", run.log());
     assert_eq!(reader.stored(), 10_000);
 }
+
+#[test]
+fn meta_goes_into_headers_for_raw_and_fields_for_json() {
+    let broker = Broker::start();
+    let topic = broker.topic("meta", 1);
+    let mut run = cdrship(&broker, &["-t", &topic, "--meta", "--host-id", "pbx7"]);
+    run.feed(b"line\n");
+    run.close_stdin();
+    assert!(run.wait().success(), "{}", run.log());
+    let got = broker.reader(&topic).read(1);
+    assert_eq!(got[0].header("cdrship.host").as_deref(), Some("pbx7"));
+    assert_eq!(got[0].header("cdrship.source").as_deref(), Some("stdin"));
+
+    let topic = broker.topic("meta-json", 1);
+    let args = [
+        "-t",
+        &topic,
+        "-f",
+        "json",
+        "--columns",
+        "a,b:int",
+        "--meta",
+        "--host-id",
+        "pbx7",
+    ];
+    let mut run = cdrship(&broker, &args);
+    run.feed(b"x,1\n");
+    run.close_stdin();
+    assert!(run.wait().success(), "{}", run.log());
+    let got = broker.reader(&topic).read(1);
+    assert_eq!(
+        got[0].text(),
+        r#"{"a":"x","b":1,"_host":"pbx7","_source":"stdin"}"#
+    );
+}

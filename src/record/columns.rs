@@ -14,6 +14,8 @@ pub enum Kind {
     Text,
     /// A JSON integer (empty field -> null).
     Int,
+    /// A date/time, written per `--time-format` (empty field -> null).
+    DateTime,
 }
 
 /// One named column.
@@ -33,12 +35,20 @@ pub struct Columns {
     /// Fewest fields a line may have; between this and `columns.len()` the
     /// missing trailing columns are simply left out of the JSON.
     pub required: usize,
+    /// strptime pattern of the date/time columns' text.
+    pub time_input: &'static str,
+    /// Names the layout in a Kafka Connect schema.
+    pub name: String,
 }
+
+/// How Asterisk writes times (cdr_csv `DATE_FORMAT`).
+const ASTERISK_TIME: &str = "%Y-%m-%d %H:%M:%S";
 
 /// Asterisk cdr_csv Master.csv (cdr_csv.c `build_csv_record`): 16 fields,
 /// then `uniqueid` and `userfield` when logged.
 const ASTERISK_CDR: &str = "accountcode,src,dst,dcontext,clid,channel,dstchannel,lastapp,\
-    lastdata,start,answer,end,duration:int,billsec:int,disposition,amaflags,uniqueid,userfield";
+    lastdata,start:datetime,answer:datetime,end:datetime,duration:int,billsec:int,disposition,\
+    amaflags,uniqueid,userfield";
 
 /// The presets: name, layout, required field count.
 const PRESETS: &[(&str, &str, usize)] = &[("asterisk-cdr", ASTERISK_CDR, 16)];
@@ -55,6 +65,7 @@ impl Columns {
         };
         let mut columns = Columns::parse(spec)?;
         columns.required = *required;
+        columns.name = name.replace('-', "_");
         Ok(columns)
     }
 
@@ -67,7 +78,10 @@ impl Columns {
                 None => (item, Kind::Text),
                 Some((name, "text")) => (name, Kind::Text),
                 Some((name, "int")) => (name, Kind::Int),
-                Some((_, other)) => bail!("column `{item}`: unknown type `{other}` (int, text)"),
+                Some((name, "datetime")) => (name, Kind::DateTime),
+                Some((_, other)) => {
+                    bail!("column `{item}`: unknown type `{other}` (text, int, datetime)")
+                }
             };
             if name.is_empty() {
                 bail!("--columns `{spec}`: empty column name");
@@ -81,7 +95,12 @@ impl Columns {
             });
         }
         let required = columns.len();
-        Ok(Columns { columns, required })
+        Ok(Columns {
+            columns,
+            required,
+            time_input: ASTERISK_TIME,
+            name: "columns".into(),
+        })
     }
 
     /// Position of a column by name.
@@ -101,13 +120,14 @@ mod tests {
         assert_eq!(cdr.required, 16);
         assert_eq!(cdr.index_of("duration"), Some(12));
         assert_eq!(cdr.columns[12].kind, Kind::Int);
+        assert_eq!(cdr.columns[10].kind, Kind::DateTime);
         assert_eq!(cdr.columns[13].kind, Kind::Int);
         assert_eq!(cdr.columns[17].name, "userfield");
     }
 
     #[test]
     fn parse_types_and_errors() {
-        let cols = Columns::parse("a, b:int ,c:text").unwrap();
+        let cols = Columns::parse("a, b:int ,c:text,d:datetime").unwrap();
         let kinds: Vec<_> = cols
             .columns
             .iter()
@@ -115,9 +135,14 @@ mod tests {
             .collect();
         assert_eq!(
             kinds,
-            [("a", Kind::Text), ("b", Kind::Int), ("c", Kind::Text)]
+            [
+                ("a", Kind::Text),
+                ("b", Kind::Int),
+                ("c", Kind::Text),
+                ("d", Kind::DateTime)
+            ]
         );
-        assert_eq!(cols.required, 3);
+        assert_eq!(cols.required, 4);
         assert!(Columns::parse("a,a").is_err());
         assert!(Columns::parse("a,,b").is_err());
         assert!(Columns::parse("a:float").is_err());

@@ -1,20 +1,25 @@
 //! Record mapping: a framed line -> the Kafka message value (and key).
 //!
-//! `raw` passes the bytes through untouched; `json` splits the line as CSV
-//! and writes one JSON object keyed by column names. A line that cannot be
-//! mapped is a [`Reject`] with a reason, never an error that stops the
-//! pipeline: the caller routes it to the reject topic.
+//! `raw` passes the bytes through untouched; `json` decodes the line from
+//! its charset, splits it as CSV and writes one typed JSON object keyed by
+//! column names. A line that cannot be mapped is a [`Reject`] with a
+//! reason, never an error that stops the pipeline: the caller routes it to
+//! the reject topic.
 
 mod columns;
 mod csv;
-
-use std::fmt;
-use std::io::Write as _;
+mod json;
+mod reject;
+mod time;
 
 use anyhow::{bail, Result};
+use encoding_rs::Encoding;
 
-pub use columns::{Columns, Kind};
+pub use columns::Columns;
 use csv::{SplitError, Splitter};
+use json::{MetaFields, ObjectWriter};
+pub use reject::Reject;
+pub use time::{TimeConv, TimeFormat};
 
 /// The message format.
 #[derive(Debug, Clone)]
@@ -22,54 +27,31 @@ pub enum Format {
     /// The line's bytes as received.
     Raw,
     /// CSV fields as a JSON object.
-    Json(Columns),
+    Json(Box<JsonFormat>),
 }
 
-/// Why a line was not mapped; it goes to the reject topic with this reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reject {
-    /// More bytes than `--max-line-bytes`.
-    TooLong {
-        /// The line's full length.
-        len: u64,
-        /// The configured cap.
-        max: usize,
-    },
-    /// The line is not one CSV record.
-    BadCsv(&'static str),
-    /// The field count is outside the layout.
-    FieldCount {
-        /// Fields found.
-        found: usize,
-        /// Fewest accepted.
-        min: usize,
-        /// Most accepted.
-        max: usize,
-    },
-    /// A field is not valid UTF-8, so it cannot be a JSON string.
-    NotUtf8(String),
-    /// An `int` column holds something else.
-    NotInteger(String),
+/// Settings of the JSON format.
+#[derive(Debug, Clone)]
+pub struct JsonFormat {
+    /// Column layout.
+    pub columns: Columns,
+    /// Date/time conversion.
+    pub time: TimeConv,
+    /// Charset the PBX writes.
+    pub charset: &'static Encoding,
+    /// Wrap in a Kafka Connect schema envelope.
+    pub envelope: bool,
+    /// Host id for `_host` when metadata goes into the object.
+    pub meta_host: Option<String>,
 }
 
-impl fmt::Display for Reject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reject::TooLong { len, max } => write!(
-                f,
-                "line of {len} bytes exceeds --max-line-bytes {max}; value holds its first {max} bytes"
-            ),
-            Reject::BadCsv(why) => write!(f, "not a CSV record: {why}"),
-            Reject::FieldCount { found, min, max } if min == max => {
-                write!(f, "expected {min} fields, found {found}")
-            }
-            Reject::FieldCount { found, min, max } => {
-                write!(f, "expected {min} to {max} fields, found {found}")
-            }
-            Reject::NotUtf8(column) => write!(f, "field `{column}` is not valid UTF-8"),
-            Reject::NotInteger(column) => write!(f, "field `{column}` is not an integer"),
-        }
-    }
+/// Where a line came from, for metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// File path, peer address or `stdin`.
+    pub source: &'a str,
+    /// Offset just after the line in a followed file.
+    pub offset: Option<u64>,
 }
 
 /// A mapped message, borrowing the line or the mapper's output buffer.
@@ -79,16 +61,16 @@ pub struct Mapped<'a> {
     pub value: &'a [u8],
     /// The message key, if `--key` names a non-empty field.
     pub key: Option<&'a [u8]>,
+    /// The line had bytes invalid in its charset; `_raw` holds it.
+    pub lossy: bool,
 }
 
 /// Maps lines to messages; one per task, since it reuses buffers.
 #[derive(Debug, Clone)]
 pub struct Mapper {
-    format: Format,
+    json: Option<(ObjectWriter, &'static Encoding, Option<String>)>,
     /// Column index of `--key`.
     key: Option<usize>,
-    /// `"name":` for each column, JSON-escaped once up front.
-    prefixes: Vec<Vec<u8>>,
     splitter: Splitter,
     out: Vec<u8>,
 }
@@ -96,49 +78,48 @@ pub struct Mapper {
 impl Mapper {
     /// A mapper for `format`, keyed by the column named `key`.
     pub fn new(format: Format, key: Option<&str>) -> Result<Self> {
-        let (key, prefixes) = match (&format, key) {
+        let (json, key) = match (format, key) {
             (Format::Raw, Some(_)) => bail!("--key needs --format json"),
-            (Format::Raw, None) => (None, Vec::new()),
-            (Format::Json(columns), key) => {
+            (Format::Raw, None) => (None, None),
+            (Format::Json(json), key) => {
                 let key = match key {
                     None => None,
-                    Some(name) => match columns.index_of(name) {
+                    Some(name) => match json.columns.index_of(name) {
                         Some(index) => Some(index),
                         None => bail!("--key {name}: no such column"),
                     },
                 };
-                let prefixes = columns
-                    .columns
-                    .iter()
-                    .map(|c| {
-                        let mut p = serde_json::to_vec(&c.name).expect("a str always serializes");
-                        p.push(b':');
-                        p
-                    })
-                    .collect();
-                (key, prefixes)
+                let writer = ObjectWriter::new(json.columns, json.time, json.envelope);
+                (Some((writer, json.charset, json.meta_host)), key)
             }
         };
         Ok(Mapper {
-            format,
+            json,
             key,
-            prefixes,
             splitter: Splitter::default(),
             out: Vec::new(),
         })
     }
 
+    /// Whether a `--key` column is configured.
+    pub fn keyed(&self) -> bool {
+        self.key.is_some()
+    }
+
     /// Map one line (without newline).
-    pub fn map<'a>(&'a mut self, line: &'a [u8]) -> Result<Mapped<'a>, Reject> {
-        let Format::Json(columns) = &self.format else {
+    pub fn map<'a>(&'a mut self, line: &'a [u8], origin: Origin<'_>) -> Result<Mapped<'a>, Reject> {
+        let Some((writer, charset, meta_host)) = &self.json else {
             return Ok(Mapped {
                 value: line,
                 key: None,
+                lossy: false,
             });
         };
-        let found = self.splitter.split(line).map_err(|e| match e {
+        let (text, lossy) = charset.decode_without_bom_handling(line);
+        let found = self.splitter.split(text.as_bytes()).map_err(|e| match e {
             SplitError::UnbalancedQuotes => Reject::BadCsv("unbalanced quotes"),
         })?;
+        let columns = writer.columns();
         if found < columns.required || found > columns.columns.len() {
             return Err(Reject::FieldCount {
                 found,
@@ -146,26 +127,17 @@ impl Mapper {
                 max: columns.columns.len(),
             });
         }
-        self.out.clear();
-        for (index, column) in columns.columns[..found].iter().enumerate() {
-            self.out.push(if index == 0 { b'{' } else { b',' });
-            self.out.extend_from_slice(&self.prefixes[index]);
-            let field = self.splitter.field(index);
-            let text =
-                std::str::from_utf8(field).map_err(|_| Reject::NotUtf8(column.name.clone()))?;
-            match column.kind {
-                Kind::Text => serde_json::to_writer(&mut self.out, text)
-                    .expect("writing to a Vec cannot fail"),
-                Kind::Int if text.is_empty() => self.out.extend_from_slice(b"null"),
-                Kind::Int => {
-                    let n: i64 = text
-                        .parse()
-                        .map_err(|_| Reject::NotInteger(column.name.clone()))?;
-                    write!(self.out, "{n}").expect("writing to a Vec cannot fail");
-                }
-            }
-        }
-        self.out.push(b'}');
+        let splitter = &self.splitter;
+        let fields = (0..found).map(|i| {
+            // Unquoting removes only ASCII bytes, so fields of a str are str.
+            std::str::from_utf8(splitter.field(i)).expect("fields of decoded text are UTF-8")
+        });
+        let meta = meta_host.as_deref().map(|host| MetaFields {
+            host,
+            source: origin.source,
+            offset: origin.offset,
+        });
+        writer.write(fields, meta, lossy.then_some(line), &mut self.out)?;
         let key = self
             .key
             .filter(|&k| k < found)
@@ -174,6 +146,7 @@ impl Mapper {
         Ok(Mapped {
             value: &self.out,
             key,
+            lossy,
         })
     }
 }
@@ -182,14 +155,37 @@ impl Mapper {
 mod tests {
     use super::*;
 
+    const STDIN: Origin<'static> = Origin {
+        source: "stdin",
+        offset: None,
+    };
+
+    fn json(columns: Columns) -> JsonFormat {
+        JsonFormat {
+            time: TimeConv::new(TimeFormat::Keep, columns.time_input, Some("UTC"), None).unwrap(),
+            columns,
+            charset: encoding_rs::UTF_8,
+            envelope: false,
+            meta_host: None,
+        }
+    }
+
+    fn mapper(format: JsonFormat, key: Option<&str>) -> Mapper {
+        Mapper::new(Format::Json(Box::new(format)), key).unwrap()
+    }
+
     fn cdr_mapper(key: Option<&str>) -> Mapper {
-        Mapper::new(Format::Json(Columns::preset("asterisk-cdr").unwrap()), key).unwrap()
+        mapper(json(Columns::preset("asterisk-cdr").unwrap()), key)
+    }
+
+    fn text(m: &mut Mapper, line: &[u8]) -> String {
+        String::from_utf8(m.map(line, STDIN).unwrap().value.to_vec()).unwrap()
     }
 
     #[test]
     fn raw_passes_bytes_through() {
         let mut mapper = Mapper::new(Format::Raw, None).unwrap();
-        let m = mapper.map(b"\xff\x00abc").unwrap();
+        let m = mapper.map(b"\xff\x00abc", STDIN).unwrap();
         assert_eq!(m.value, b"\xff\x00abc");
         assert_eq!(m.key, None);
     }
@@ -205,7 +201,7 @@ mod tests {
         assert_eq!(lines.len(), expected.lines().count());
         for (line, want) in lines.iter().zip(expected.lines()) {
             let line = line.strip_suffix('\r').unwrap_or(line);
-            let got = mapper.map(line.as_bytes()).unwrap();
+            let got = mapper.map(line.as_bytes(), STDIN).unwrap();
             assert_eq!(std::str::from_utf8(got.value).unwrap(), want);
             let want: serde_json::Value = serde_json::from_str(want).unwrap();
             let key = got.key.map(|k| std::str::from_utf8(k).unwrap());
@@ -216,7 +212,7 @@ mod tests {
     #[test]
     fn rejects_say_why() {
         let mut mapper = cdr_mapper(None);
-        let reason = |m: &mut Mapper, line: &[u8]| m.map(line).unwrap_err().to_string();
+        let reason = |m: &mut Mapper, line: &[u8]| m.map(line, STDIN).unwrap_err().to_string();
         assert_eq!(
             reason(&mut mapper, b"a,b,c"),
             "expected 16 to 18 fields, found 3"
@@ -225,33 +221,106 @@ mod tests {
             reason(&mut mapper, b"\"a,b"),
             "not a CSV record: unbalanced quotes"
         );
-        let sixteen = |duration: &str, src: &[u8]| {
-            let mut line = b"\"\",\"".to_vec();
-            line.extend_from_slice(src);
-            line.extend_from_slice(b"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",");
-            line.extend_from_slice(
-                format!("{duration},0,\"ANSWERED\",\"DOCUMENTATION\"").as_bytes(),
-            );
-            line
+        let sixteen = |duration: &str, start: &str| {
+            format!(
+                ",100,200,ctx,clid,chan,dchan,Dial,x,{start},,,{duration},0,ANSWERED,DOCUMENTATION"
+            )
         };
-        assert!(mapper.map(&sixteen("5", b"100")).is_ok());
+        let ok = sixteen("5", "2024-03-11 09:15:02");
+        assert!(mapper.map(ok.as_bytes(), STDIN).is_ok());
+        let bad = sixteen("5s", "2024-03-11 09:15:02");
         assert_eq!(
-            reason(&mut mapper, &sixteen("5s", b"100")),
+            reason(&mut mapper, bad.as_bytes()),
             "field `duration` is not an integer"
         );
+        let mut epoch = mapper_with_time(TimeFormat::Epoch);
+        let bad = sixteen("5", "11.03.2024");
         assert_eq!(
-            reason(&mut mapper, &sixteen("5", b"\xcf\xe5")),
-            "field `src` is not valid UTF-8"
+            reason(&mut epoch, bad.as_bytes()),
+            "field `start` is not a date/time in the expected layout"
+        );
+    }
+
+    fn mapper_with_time(format: TimeFormat) -> Mapper {
+        let mut f = json(Columns::preset("asterisk-cdr").unwrap());
+        f.time = TimeConv::new(
+            format,
+            f.columns.time_input,
+            Some("Europe/Moscow"),
+            Some("UTC"),
+        )
+        .unwrap();
+        mapper(f, None)
+    }
+
+    #[test]
+    fn empty_times_are_null_and_times_convert() {
+        let line = b",100,200,ctx,clid,chan,dchan,Dial,x,2024-03-11 09:15:02,,2024-03-11 09:15:09,7,0,NO ANSWER,DOCUMENTATION";
+        let got = text(&mut mapper_with_time(TimeFormat::Epoch), line);
+        assert!(
+            got.contains(r#""start":1710137702,"answer":null,"end":1710137709"#),
+            "{got}"
+        );
+        let got = text(&mut mapper_with_time(TimeFormat::ClickHouse), line);
+        assert!(
+            got.contains(r#""start":"2024-03-11 06:15:02","answer":null"#),
+            "{got}"
         );
     }
 
     #[test]
+    fn cp1251_names_decode_and_invalid_bytes_keep_the_raw_line() {
+        let mut f = json(Columns::parse("name,num").unwrap());
+        f.charset = encoding_rs::Encoding::for_label(b"cp1251").unwrap();
+        let mut m = mapper(f, None);
+        // "Иван" in CP1251.
+        assert_eq!(
+            text(&mut m, b"\"\xc8\xe2\xe0\xed\",100"),
+            r#"{"name":"Иван","num":"100"}"#
+        );
+        // UTF-8 input with a stray byte: decoded lossily, original in base64.
+        let mut m = mapper(json(Columns::parse("name,num").unwrap()), None);
+        let got = m.map(b"Ivan\xff,100", STDIN).unwrap();
+        assert!(got.lossy);
+        let value = String::from_utf8(got.value.to_vec()).unwrap();
+        assert_eq!(
+            value,
+            "{\"name\":\"Ivan\u{fffd}\",\"num\":\"100\",\"_raw\":\"SXZhbv8sMTAw\"}"
+        );
+    }
+
+    #[test]
+    fn meta_fields_and_schema_envelope() {
+        let mut f = json(Columns::parse("id:int,name").unwrap());
+        f.meta_host = Some("pbx1".into());
+        f.envelope = true;
+        let mut m = mapper(f, Some("name"));
+        let origin = Origin {
+            source: "/var/log/asterisk/cdr-csv/Master.csv",
+            offset: Some(42),
+        };
+        let got = m.map(b"7,alice", origin).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(got.value).unwrap();
+        assert_eq!(
+            v["payload"],
+            serde_json::json!({"id": 7, "name": "alice", "_host": "pbx1",
+                "_source": "/var/log/asterisk/cdr-csv/Master.csv", "_offset": 42})
+        );
+        assert_eq!(v["schema"]["type"], "struct");
+        assert_eq!(
+            v["schema"]["fields"][0],
+            serde_json::json!({"field": "id", "type": "int64", "optional": true})
+        );
+        assert_eq!(got.key, Some(&b"alice"[..]));
+    }
+
+    #[test]
     fn columns_layout_and_null_int() {
-        let cols = Columns::parse("id:int,name").unwrap();
-        let mut mapper = Mapper::new(Format::Json(cols), Some("name")).unwrap();
-        let m = mapper.map(b",\"a \"\"b\"\"\\\"").unwrap();
-        assert_eq!(m.value, br#"{"id":null,"name":"a \"b\"\\"}"#);
-        assert_eq!(m.key, Some(&b"a \"b\"\\"[..]));
-        assert!(Mapper::new(Format::Json(Columns::parse("a").unwrap()), Some("b")).is_err());
+        let mut m = mapper(json(Columns::parse("id:int,name").unwrap()), Some("name"));
+        let got = m.map(b",\"a \"\"b\"\"\\\"", STDIN).unwrap();
+        assert_eq!(got.value, br#"{"id":null,"name":"a \"b\"\\"}"#);
+        assert_eq!(got.key, Some(&b"a \"b\"\\"[..]));
+        let f = json(Columns::parse("a").unwrap());
+        assert!(Mapper::new(Format::Json(Box::new(f)), Some("b")).is_err());
     }
 }

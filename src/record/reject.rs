@@ -1,0 +1,53 @@
+//! Why a line could not be mapped: the reason that travels with it to the
+//! reject topic.
+
+use std::fmt;
+
+/// Why a line was not mapped; it goes to the reject topic with this reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reject {
+    /// More bytes than `--max-line-bytes`.
+    TooLong {
+        /// The line's full length.
+        len: u64,
+        /// The configured cap.
+        max: usize,
+    },
+    /// The line is not one CSV record.
+    BadCsv(&'static str),
+    /// The field count is outside the layout.
+    FieldCount {
+        /// Fields found.
+        found: usize,
+        /// Fewest accepted.
+        min: usize,
+        /// Most accepted.
+        max: usize,
+    },
+    /// An `int` column holds something else.
+    NotInteger(String),
+    /// A `datetime` column holds something else.
+    NotDateTime(String),
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reject::TooLong { len, max } => write!(
+                f,
+                "line of {len} bytes exceeds --max-line-bytes {max}; value holds its first {max} bytes"
+            ),
+            Reject::BadCsv(why) => write!(f, "not a CSV record: {why}"),
+            Reject::FieldCount { found, min, max } if min == max => {
+                write!(f, "expected {min} fields, found {found}")
+            }
+            Reject::FieldCount { found, min, max } => {
+                write!(f, "expected {min} to {max} fields, found {found}")
+            }
+            Reject::NotInteger(column) => write!(f, "field `{column}` is not an integer"),
+            Reject::NotDateTime(column) => {
+                write!(f, "field `{column}` is not a date/time in the expected layout")
+            }
+        }
+    }
+}
