@@ -1,9 +1,12 @@
-//! Column layouts for JSON output: `--columns a,b:int` and the presets.
+//! Column layouts for JSON output: `--columns a,b:int` and the presets
+//! (see `presets.rs`).
 //!
-//! A layout names the CSV fields in order and says which are integers. It
-//! also says how many trailing columns are optional, because Asterisk's
-//! Master.csv gains `uniqueid` and `userfield` only when cdr_csv is
-//! configured with `loguniqueid` / `loguserfield`.
+//! A layout names the fields in order and types them. It also says how
+//! many trailing columns are optional, because Asterisk's Master.csv gains
+//! `uniqueid` and `userfield` only when cdr_csv is configured with
+//! `loguniqueid` / `loguserfield`, and IP Office SMDR grew fields over
+//! releases. Fields are CSV by default, or fixed-width byte ranges (Avaya
+//! Communication Manager).
 
 use anyhow::{bail, Result};
 
@@ -39,33 +42,29 @@ pub struct Columns {
     pub time_input: &'static str,
     /// Names the layout in a Kafka Connect schema.
     pub name: String,
+    /// Fixed-width layout: byte offset and length of each column; `None`
+    /// for CSV.
+    pub fixed: Option<Vec<(usize, usize)>>,
 }
 
-/// How Asterisk writes times (cdr_csv `DATE_FORMAT`).
-const ASTERISK_TIME: &str = "%Y-%m-%d %H:%M:%S";
-
-/// Asterisk cdr_csv Master.csv (cdr_csv.c `build_csv_record`): 16 fields,
-/// then `uniqueid` and `userfield` when logged.
-const ASTERISK_CDR: &str = "accountcode,src,dst,dcontext,clid,channel,dstchannel,lastapp,\
-    lastdata,start:datetime,answer:datetime,end:datetime,duration:int,billsec:int,disposition,\
-    amaflags,uniqueid,userfield";
-
-/// The presets: name, layout, required field count.
-const PRESETS: &[(&str, &str, usize)] = &[("asterisk-cdr", ASTERISK_CDR, 16)];
+/// Default strptime pattern of date/time text (Asterisk's cdr_csv).
+const DEFAULT_TIME: &str = "%Y-%m-%d %H:%M:%S";
 
 impl Columns {
     /// A named preset.
     pub fn preset(name: &str) -> Result<Self> {
-        let Some((_, spec, required)) = PRESETS.iter().find(|(n, _, _)| *n == name) else {
-            let known: Vec<_> = PRESETS.iter().map(|(n, _, _)| *n).collect();
+        let Some(preset) = super::presets::PRESETS.iter().find(|p| p.name == name) else {
+            let known: Vec<_> = super::presets::PRESETS.iter().map(|p| p.name).collect();
             bail!(
                 "unknown preset `{name}`; known presets: {}",
                 known.join(", ")
             );
         };
-        let mut columns = Columns::parse(spec)?;
-        columns.required = *required;
+        let mut columns = Columns::parse(preset.spec)?;
+        columns.required = preset.required;
+        columns.time_input = preset.time_input;
         columns.name = name.replace('-', "_");
+        columns.fixed = (!preset.fixed.is_empty()).then(|| preset.fixed.to_vec());
         Ok(columns)
     }
 
@@ -98,8 +97,9 @@ impl Columns {
         Ok(Columns {
             columns,
             required,
-            time_input: ASTERISK_TIME,
+            time_input: DEFAULT_TIME,
             name: "columns".into(),
+            fixed: None,
         })
     }
 
@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn asterisk_cdr_preset() {
         let cdr = Columns::preset("asterisk-cdr").unwrap();
-        assert_eq!(cdr.columns.len(), 18);
+        assert_eq!(cdr.columns.len(), 21);
         assert_eq!(cdr.required, 16);
         assert_eq!(cdr.index_of("duration"), Some(12));
         assert_eq!(cdr.columns[12].kind, Kind::Int);

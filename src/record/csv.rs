@@ -85,6 +85,27 @@ impl Splitter {
         Ok(nends)
     }
 
+    /// Cut `line` into fixed-width fields at `ranges` (offset, length),
+    /// trimmed of spaces; columns starting past the end are empty. Returns
+    /// how many columns start inside the line. Leading NULs (Avaya CM sends
+    /// some after its connect banner) are not part of the record.
+    pub fn split_fixed(&mut self, line: &[u8], ranges: &[(usize, usize)]) -> usize {
+        let start_nuls = line.iter().take_while(|&&b| b == 0).count();
+        let line = &line[start_nuls..];
+        self.out.clear();
+        self.ends.clear();
+        let mut started = 0;
+        for &(offset, len) in ranges {
+            if offset < line.len() {
+                started += 1;
+                let field = &line[offset..(offset + len).min(line.len())];
+                self.out.extend_from_slice(field.trim_ascii());
+            }
+            self.ends.push(self.out.len());
+        }
+        started
+    }
+
     /// The unescaped bytes of field `index` of the last split line.
     pub fn field(&self, index: usize) -> &[u8] {
         &self.out[self.range(index)]

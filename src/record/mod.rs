@@ -9,6 +9,7 @@
 mod columns;
 mod csv;
 mod json;
+mod presets;
 mod reject;
 mod time;
 
@@ -116,10 +117,19 @@ impl Mapper {
             });
         };
         let (text, lossy) = charset.decode_without_bom_handling(line);
-        let found = self.splitter.split(text.as_bytes()).map_err(|e| match e {
-            SplitError::UnbalancedQuotes => Reject::BadCsv("unbalanced quotes"),
-        })?;
         let columns = writer.columns();
+        let (found, emitted) = match &columns.fixed {
+            None => {
+                let found = self.splitter.split(text.as_bytes()).map_err(|e| match e {
+                    SplitError::UnbalancedQuotes => Reject::BadCsv("unbalanced quotes"),
+                })?;
+                (found, found)
+            }
+            Some(ranges) => (
+                self.splitter.split_fixed(text.as_bytes(), ranges),
+                ranges.len(),
+            ),
+        };
         if found < columns.required || found > columns.columns.len() {
             return Err(Reject::FieldCount {
                 found,
@@ -128,10 +138,14 @@ impl Mapper {
             });
         }
         let splitter = &self.splitter;
-        let fields = (0..found).map(|i| {
-            // Unquoting removes only ASCII bytes, so fields of a str are str.
-            std::str::from_utf8(splitter.field(i)).expect("fields of decoded text are UTF-8")
-        });
+        let utf8 = |i| std::str::from_utf8(splitter.field(i));
+        if columns.fixed.is_some() && (0..emitted).any(|i| utf8(i).is_err()) {
+            return Err(Reject::CutCharacter);
+        }
+        // CSV unquoting removes only ASCII bytes from decoded text, and
+        // fixed-width fields were checked above: every field is UTF-8.
+        let fields =
+            (0..emitted).map(|i| utf8(i).expect("fields are UTF-8, checked or by construction"));
         let meta = meta_host.as_deref().map(|host| MetaFields {
             host,
             source: origin.source,
@@ -140,7 +154,7 @@ impl Mapper {
         writer.write(fields, meta, lossy.then_some(line), &mut self.out)?;
         let key = self
             .key
-            .filter(|&k| k < found)
+            .filter(|&k| k < emitted)
             .map(|k| self.splitter.field(k))
             .filter(|k| !k.is_empty());
         Ok(Mapped {
@@ -215,7 +229,7 @@ mod tests {
         let reason = |m: &mut Mapper, line: &[u8]| m.map(line, STDIN).unwrap_err().to_string();
         assert_eq!(
             reason(&mut mapper, b"a,b,c"),
-            "expected 16 to 18 fields, found 3"
+            "expected 16 to 21 fields, found 3"
         );
         assert_eq!(
             reason(&mut mapper, b"\"a,b"),

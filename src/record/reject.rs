@@ -15,6 +15,8 @@ pub enum Reject {
     },
     /// The line is not one CSV record.
     BadCsv(&'static str),
+    /// A fixed-width column boundary falls inside a multi-byte character.
+    CutCharacter,
     /// The field count is outside the layout.
     FieldCount {
         /// Fields found.
@@ -38,6 +40,9 @@ impl fmt::Display for Reject {
                 "line of {len} bytes exceeds --max-line-bytes {max}; value holds its first {max} bytes"
             ),
             Reject::BadCsv(why) => write!(f, "not a CSV record: {why}"),
+            Reject::CutCharacter => {
+                write!(f, "a fixed-width column cuts a multi-byte character")
+            }
             Reject::FieldCount { found, min, max } if min == max => {
                 write!(f, "expected {min} fields, found {found}")
             }

@@ -8,7 +8,6 @@
 
 use std::fs::File;
 use std::io::{Read as _, Seek as _, SeekFrom};
-use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +18,16 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::{Mark, Tracker};
-use crate::checkpoint::{fingerprint, FileId, Progress, State};
-use crate::framing::Framer;
+use crate::checkpoint::{FileId, Progress, State};
 use crate::route::{Position, Router};
+
+mod current;
+mod resume;
+
+use current::{
+    directory_of, end_of_last_line, path_state, read_head, truncated, Current, PathState,
+};
+use resume::open;
 
 /// Where a file without saved progress is read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -51,86 +57,6 @@ pub struct Follow<'a> {
     pub options: FollowOptions,
     /// Longest line.
     pub max_line: usize,
-}
-
-/// Bytes of a file's head kept to recognise its copy after copytruncate.
-const HEAD_BYTES: usize = 4096;
-
-/// The file currently being read.
-struct Current {
-    file: File,
-    id: FileId,
-    generation: u32,
-    framer: Framer,
-    /// The first bytes of the file (up to [`HEAD_BYTES`]).
-    head: Vec<u8>,
-}
-
-impl Current {
-    /// Open `path` at offset 0; `None` if it does not exist.
-    fn open(path: &Path, generation: u32, max_line: usize) -> Result<Option<(Self, u64)>> {
-        let file = match File::open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
-        };
-        let meta = file
-            .metadata()
-            .with_context(|| format!("reading metadata of {}", path.display()))?;
-        let mut current = Current {
-            file,
-            id: FileId::of(&meta),
-            generation,
-            framer: Framer::new(max_line, 0),
-            head: Vec::new(),
-        };
-        current.refresh_head()?;
-        Ok(Some((current, meta.len())))
-    }
-
-    /// Continue reading at `offset`.
-    fn seek(&mut self, offset: u64) -> Result<()> {
-        self.file
-            .seek(SeekFrom::Start(offset))
-            .context("seeking the followed file")?;
-        self.framer.reset(offset);
-        Ok(())
-    }
-
-    /// Re-read the head while it is shorter than [`HEAD_BYTES`], and take
-    /// the fingerprint once the first line is complete.
-    fn refresh_head(&mut self) -> Result<()> {
-        if self.head.len() < HEAD_BYTES {
-            self.head = read_head(&self.file)?;
-            self.id.fingerprint = fingerprint(&self.head, HEAD_BYTES);
-        }
-        Ok(())
-    }
-}
-
-fn read_head(file: &File) -> Result<Vec<u8>> {
-    let mut head = vec![0; HEAD_BYTES];
-    let mut filled = 0;
-    while filled < HEAD_BYTES {
-        match file.read_at(&mut head[filled..], filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).context("reading the head of the followed file"),
-        }
-    }
-    head.truncate(filled);
-    Ok(head)
-}
-
-/// What the path looks like compared to the open file.
-enum PathState {
-    /// Same file, possibly grown.
-    Same { len: u64 },
-    /// A different file now lives at the path.
-    Replaced,
-    /// Nothing at the path (rotated, not yet recreated).
-    Missing,
 }
 
 /// Follow `cfg.path` until `stop`, routing every line with its position.
@@ -259,26 +185,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Offset just after the file's last newline: where `--from end` starts,
-/// so an unterminated last line is not shipped as a fragment.
-fn end_of_last_line(file: &File) -> Result<u64> {
-    const TAIL: u64 = 64 * 1024;
-    let len = file
-        .metadata()
-        .context("reading the followed file's size")?
-        .len();
-    let from = len.saturating_sub(TAIL);
-    let mut tail = vec![0; (len - from) as usize];
-    file.read_exact_at(&mut tail, from)
-        .context("reading the end of the followed file")?;
-    Ok(match memchr::memrchr(b'\n', &tail) {
-        Some(newline) => from + newline as u64 + 1,
-        // No newline in the tail: one giant line, or only a partial one.
-        None if from > 0 => len,
-        None => 0,
-    })
-}
-
 /// The position of a line ending at `end` in the file `file`.
 fn position(generation: u32, file: &FileId, end: u64) -> Position<'_> {
     Position {
@@ -311,96 +217,6 @@ fn load_state(progress: &Progress) -> Option<State> {
             None
         }
     }
-}
-
-/// Open `path` for the first time, at the saved offset when `saved`
-/// describes this very file. If the file was rotated while cdrship was
-/// stopped and the old one is still in the directory, resume that one: the
-/// main loop finishes it and then switches to `path`.
-fn open(
-    path: &Path,
-    saved: Option<&State>,
-    generation: u32,
-    max_line: usize,
-) -> Result<Option<Current>> {
-    let saved = match saved {
-        Some(state) if state.path != path => {
-            warn!(
-                "saved progress is for {}, not {}; ignoring it",
-                state.path.display(),
-                path.display()
-            );
-            None
-        }
-        other => other,
-    };
-    let opened = Current::open(path, generation, max_line)?;
-    let Some(state) = saved else {
-        return Ok(opened.map(|(current, _)| current));
-    };
-    if let Some((mut current, _)) =
-        opened.filter(|(c, len)| c.id.same_file(&state.file) && state.offset <= *len)
-    {
-        current.seek(state.offset)?;
-        info!("{}: resuming at byte {}", path.display(), state.offset);
-        return Ok(Some(current));
-    }
-    if let Some((rotated, mut current)) = find_rotated(path, state, generation, max_line)? {
-        info!(
-            "{}: rotated while stopped; finishing {} from byte {} first",
-            path.display(),
-            rotated.display(),
-            state.offset
-        );
-        current.seek(state.offset)?;
-        return Ok(Some(current));
-    }
-    warn!(
-        "{}: the saved file is gone and no sibling holds its content (rotated away or truncated while stopped); reading from the start",
-        path.display()
-    );
-    Ok(Current::open(path, generation, max_line)?.map(|(current, _)| current))
-}
-
-/// The saved file among `path`'s siblings, long enough to resume: renamed
-/// (same inode, e.g. `Master.csv.1`) or copied by copytruncate (a sibling
-/// named after the file whose first line has the saved fingerprint).
-fn find_rotated(
-    path: &Path,
-    state: &State,
-    generation: u32,
-    max_line: usize,
-) -> Result<Option<(PathBuf, Current)>> {
-    let Ok(entries) = std::fs::read_dir(directory_of(path)) else {
-        return Ok(None);
-    };
-    let base = path
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    for entry in entries.flatten() {
-        let candidate = entry.path();
-        let renamed = entry
-            .metadata()
-            .is_ok_and(|m| m.is_file() && FileId::of(&m).same_inode(&state.file));
-        let named_after = entry.file_name().to_string_lossy().starts_with(&base);
-        if candidate == path || !(renamed || named_after && state.file.fingerprint.is_some()) {
-            continue;
-        }
-        let Some((current, len)) = Current::open(&candidate, generation, max_line)? else {
-            continue;
-        };
-        let same = if renamed {
-            current.id.same_file(&state.file)
-        } else {
-            current.id.fingerprint == state.file.fingerprint
-        };
-        if same && state.offset <= len {
-            return Ok(Some((candidate, current)));
-        }
-    }
-    Ok(None)
 }
 
 /// After copytruncate, lines appended between our last read and the copy
@@ -481,30 +297,6 @@ async fn read_available(
     }
 }
 
-/// Shorter than what was read, or a different head: truncated in place
-/// (and maybe already refilled past the old position).
-fn truncated(current: &Current, len: u64) -> Result<bool> {
-    Ok(len < current.framer.offset() || !read_head(&current.file)?.starts_with(&current.head))
-}
-
-/// The directory a path lives in (`.` for a bare file name).
-fn directory_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
-    }
-}
-
-fn path_state(path: &Path, current: &Current) -> PathState {
-    match std::fs::metadata(path) {
-        Ok(meta) if FileId::of(&meta).same_inode(&current.id) => {
-            PathState::Same { len: meta.len() }
-        }
-        Ok(_) => PathState::Replaced,
-        Err(_) => PathState::Missing,
-    }
-}
-
 /// Watch the file's directory: events on the file and its re-creation both
 /// arrive there. Without a watcher, polling alone still works.
 fn watch_directory(path: &Path, wake: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
@@ -525,42 +317,5 @@ fn watch_directory(path: &Path, wake: Arc<Notify>) -> Option<notify::Recommended
             warn!("{}: no change events ({e}); polling only", dir.display());
             None
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write as _;
-
-    #[test]
-    fn truncation_is_a_shorter_file_or_a_different_head() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("Master.csv");
-        std::fs::write(&path, "first,1\nsecond,2\n").unwrap();
-        let (mut current, len) = Current::open(&path, 0, 100).unwrap().unwrap();
-        current.seek(len).unwrap();
-        assert!(!truncated(&current, len).unwrap());
-        let mut writer = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap();
-        writer.write_all(b"third,3\n").unwrap();
-        assert!(
-            !truncated(&current, len + 8).unwrap(),
-            "growth is not truncation"
-        );
-        writer.set_len(0).unwrap();
-        assert!(
-            truncated(&current, 0).unwrap(),
-            "shorter than the read position"
-        );
-        writer
-            .write_all(b"new-file,1\nrefilled past the old position\n")
-            .unwrap();
-        assert!(
-            truncated(&current, 43).unwrap(),
-            "longer again, but another head"
-        );
     }
 }

@@ -1,0 +1,178 @@
+//! The file being read and what its path looks like now: identity and
+//! head (for fingerprints and truncation), and the checks that tell
+//! appends, truncation and replacement apart.
+
+use std::fs::File;
+use std::io::{Seek as _, SeekFrom};
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use crate::checkpoint::{fingerprint, FileId};
+use crate::framing::Framer;
+
+/// Bytes of a file's head kept to recognise its copy after copytruncate.
+const HEAD_BYTES: usize = 4096;
+
+/// The file currently being read.
+pub(super) struct Current {
+    pub(super) file: File,
+    pub(super) id: FileId,
+    pub(super) generation: u32,
+    pub(super) framer: Framer,
+    /// The first bytes of the file (up to [`HEAD_BYTES`]).
+    pub(super) head: Vec<u8>,
+}
+
+impl Current {
+    /// Open `path` at offset 0; `None` if it does not exist.
+    pub(super) fn open(
+        path: &Path,
+        generation: u32,
+        max_line: usize,
+    ) -> Result<Option<(Self, u64)>> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+        };
+        let meta = file
+            .metadata()
+            .with_context(|| format!("reading metadata of {}", path.display()))?;
+        let mut current = Current {
+            file,
+            id: FileId::of(&meta),
+            generation,
+            framer: Framer::new(max_line, 0),
+            head: Vec::new(),
+        };
+        current.refresh_head()?;
+        Ok(Some((current, meta.len())))
+    }
+
+    /// Continue reading at `offset`.
+    pub(super) fn seek(&mut self, offset: u64) -> Result<()> {
+        self.file
+            .seek(SeekFrom::Start(offset))
+            .context("seeking the followed file")?;
+        self.framer.reset(offset);
+        Ok(())
+    }
+
+    /// Re-read the head while it is shorter than [`HEAD_BYTES`], and take
+    /// the fingerprint once the first line is complete.
+    pub(super) fn refresh_head(&mut self) -> Result<()> {
+        if self.head.len() < HEAD_BYTES {
+            self.head = read_head(&self.file)?;
+            self.id.fingerprint = fingerprint(&self.head, HEAD_BYTES);
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn read_head(file: &File) -> Result<Vec<u8>> {
+    let mut head = vec![0; HEAD_BYTES];
+    let mut filled = 0;
+    while filled < HEAD_BYTES {
+        match file.read_at(&mut head[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("reading the head of the followed file"),
+        }
+    }
+    head.truncate(filled);
+    Ok(head)
+}
+
+/// What the path looks like compared to the open file.
+pub(super) enum PathState {
+    /// Same file, possibly grown.
+    Same { len: u64 },
+    /// A different file now lives at the path.
+    Replaced,
+    /// Nothing at the path (rotated, not yet recreated).
+    Missing,
+}
+
+/// Offset just after the file's last newline: where `--from end` starts,
+/// so an unterminated last line is not shipped as a fragment.
+pub(super) fn end_of_last_line(file: &File) -> Result<u64> {
+    const TAIL: u64 = 64 * 1024;
+    let len = file
+        .metadata()
+        .context("reading the followed file's size")?
+        .len();
+    let from = len.saturating_sub(TAIL);
+    let mut tail = vec![0; (len - from) as usize];
+    file.read_exact_at(&mut tail, from)
+        .context("reading the end of the followed file")?;
+    Ok(match memchr::memrchr(b'\n', &tail) {
+        Some(newline) => from + newline as u64 + 1,
+        // No newline in the tail: one giant line, or only a partial one.
+        None if from > 0 => len,
+        None => 0,
+    })
+}
+
+/// Shorter than what was read, or a different head: truncated in place
+/// (and maybe already refilled past the old position).
+pub(super) fn truncated(current: &Current, len: u64) -> Result<bool> {
+    Ok(len < current.framer.offset() || !read_head(&current.file)?.starts_with(&current.head))
+}
+
+/// The directory a path lives in (`.` for a bare file name).
+pub(super) fn directory_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+pub(super) fn path_state(path: &Path, current: &Current) -> PathState {
+    match std::fs::metadata(path) {
+        Ok(meta) if FileId::of(&meta).same_inode(&current.id) => {
+            PathState::Same { len: meta.len() }
+        }
+        Ok(_) => PathState::Replaced,
+        Err(_) => PathState::Missing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn truncation_is_a_shorter_file_or_a_different_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Master.csv");
+        std::fs::write(&path, "first,1\nsecond,2\n").unwrap();
+        let (mut current, len) = Current::open(&path, 0, 100).unwrap().unwrap();
+        current.seek(len).unwrap();
+        assert!(!truncated(&current, len).unwrap());
+        let mut writer = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        writer.write_all(b"third,3\n").unwrap();
+        assert!(
+            !truncated(&current, len + 8).unwrap(),
+            "growth is not truncation"
+        );
+        writer.set_len(0).unwrap();
+        assert!(
+            truncated(&current, 0).unwrap(),
+            "shorter than the read position"
+        );
+        writer
+            .write_all(b"new-file,1\nrefilled past the old position\n")
+            .unwrap();
+        assert!(
+            truncated(&current, 43).unwrap(),
+            "longer again, but another head"
+        );
+    }
+}
