@@ -13,6 +13,8 @@ use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::record::{Columns, Format, JsonFormat, Mapper, TimeConv, TimeFormat};
 use crate::source::file::{FollowOptions, StartAt};
+use crate::source::tcp::ServeOptions;
+use ipnet::IpNet;
 
 /// Ship PBX call detail records (one per line) to Apache Kafka.
 ///
@@ -47,8 +49,25 @@ pub struct Cli {
     pub file: Option<PathBuf>,
 
     /// Serve TCP on this address (repeatable) instead of reading stdin.
+    /// Sockets passed by systemd (LISTEN_FDS, `Accept=no`) are used when
+    /// neither --listen nor --file is given.
     #[arg(long, env = "CDRSHIP_LISTEN", value_delimiter = ',')]
     pub listen: Vec<SocketAddr>,
+
+    /// Only accept TCP peers from this network (repeatable, e.g.
+    /// 10.0.0.0/8); others are logged, counted and closed at once.
+    #[arg(long, env = "CDRSHIP_ALLOW", value_delimiter = ',', value_parser = parse_net)]
+    pub allow: Vec<IpNet>,
+
+    /// Most TCP connections served at once; further peers wait in the
+    /// listen backlog until one closes.
+    #[arg(long, env = "CDRSHIP_MAX_CONNECTIONS", default_value_t = 256)]
+    pub max_connections: usize,
+
+    /// Close a TCP connection silent for this many seconds (default: never;
+    /// PBXs keep links open for days).
+    #[arg(long, env = "CDRSHIP_IDLE_TIMEOUT", value_parser = parse_secs)]
+    pub idle_timeout: Option<Duration>,
 
     /// Message value: the line as received (raw), a JSON object of its CSV
     /// fields (json, needs --preset or --columns), or that object in a
@@ -183,8 +202,13 @@ pub enum SourceConfig {
         /// How to follow it.
         options: FollowOptions,
     },
-    /// TCP listeners.
-    Listen(Vec<SocketAddr>),
+    /// TCP listeners: bound to `addrs`, or passed by systemd when empty.
+    Listen {
+        /// Addresses to bind.
+        addrs: Vec<SocketAddr>,
+        /// Peer handling.
+        options: ServeOptions,
+    },
 }
 
 /// Everything the pipeline needs, free of clap.
@@ -242,8 +266,17 @@ impl Cli {
                     partial_line_timeout: self.partial_line_timeout,
                 },
             },
-            (None, false) => SourceConfig::Listen(self.listen),
-            (None, true) => SourceConfig::Stdin,
+            (None, empty) if !empty || crate::source::activation::present() => {
+                SourceConfig::Listen {
+                    addrs: self.listen,
+                    options: ServeOptions {
+                        allow: self.allow,
+                        max_connections: self.max_connections,
+                        idle_timeout: self.idle_timeout,
+                    },
+                }
+            }
+            (None, _) => SourceConfig::Stdin,
         };
         if self.max_line_bytes == 0 {
             bail!("--max-line-bytes must be at least 1");
@@ -310,6 +343,13 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A network (`10.0.0.0/8`) or a single address (`192.0.2.7`).
+fn parse_net(text: &str) -> Result<IpNet, String> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{text}` is not an address or network (CIDR)"))
 }
 
 /// Seconds as `1.5` or `30s`.

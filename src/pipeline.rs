@@ -18,7 +18,7 @@ use crate::checkpoint::{Progress, Store};
 use crate::cli::{Config, SourceConfig};
 use crate::route::Router;
 use crate::sink::Sink;
-use crate::source::{file, stdin, tcp};
+use crate::source::{activation, file, stdin, tcp};
 
 /// The outcome of a run.
 #[derive(Debug)]
@@ -70,7 +70,8 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
         _ => None,
     };
     let listeners = match &config.source {
-        SourceConfig::Listen(addrs) => tcp::bind(addrs).await?,
+        SourceConfig::Listen { addrs, .. } if addrs.is_empty() => activation::listeners()?,
+        SourceConfig::Listen { addrs, .. } => tcp::bind(addrs).await?,
         _ => Vec::new(),
     };
 
@@ -100,7 +101,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
                     };
                     file::run(follow, &mut router, &tracker, progress.as_mut(), &stop).await
                 }
-                SourceConfig::Listen(_) => {
+                SourceConfig::Listen { options, .. } => {
                     let router = Router::new(
                         config.mapper.clone(),
                         sink.clone(),
@@ -108,7 +109,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
                         String::new(),
                         meta,
                     );
-                    tcp::serve(listeners, &router, max_line, &stop).await;
+                    tcp::serve(listeners, &router, max_line, options, &stop).await;
                     Ok(())
                 }
             }

@@ -2,6 +2,7 @@
 //! every line to a [`crate::route::Router`]; none of them knows about
 //! formats or Kafka. All stop reading when the stop token is cancelled.
 
+pub mod activation;
 pub mod file;
 pub mod stdin;
 mod stream;

@@ -24,7 +24,8 @@ pub fn describe() -> String {
 
 /// Ship stdin until EOF or `stop`.
 pub async fn run(router: &mut Router, max_line: usize, stop: &CancellationToken) -> Result<()> {
-    super::stream::ship(tokio::io::stdin(), router, max_line, stop)
+    super::stream::ship(tokio::io::stdin(), router, max_line, stop, None)
         .await
+        .map(drop)
         .context("reading stdin")
 }

@@ -1,29 +1,48 @@
 //! A byte stream (stdin, a TCP connection) shipped line by line until EOF.
 
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio_util::sync::CancellationToken;
 
 use crate::framing::Framer;
 use crate::route::Router;
 
-/// Ship every line of `reader` until EOF, a read error or `stop`. The
-/// bytes after the last newline are shipped as a final line in every case:
-/// they exist nowhere else once the stream is gone.
+/// How a stream ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// EOF or `stop`.
+    Closed,
+    /// Nothing arrived for the idle timeout.
+    Idle,
+}
+
+/// Ship every line of `reader` until EOF, a read error, `stop` or `idle`
+/// without a byte. The bytes after the last newline are shipped as a final
+/// line in every case: they exist nowhere else once the stream is gone.
 pub async fn ship<R: AsyncRead + Unpin>(
     mut reader: R,
     router: &mut Router,
     max_line: usize,
     stop: &CancellationToken,
-) -> std::io::Result<()> {
+    idle: Option<Duration>,
+) -> std::io::Result<End> {
     let mut framer = Framer::new(max_line, 0);
     let result = loop {
+        let silence = async {
+            match idle {
+                Some(idle) => tokio::time::sleep(idle).await,
+                None => std::future::pending().await,
+            }
+        };
         let read = tokio::select! {
             biased;
-            () = stop.cancelled() => break Ok(()),
+            () = stop.cancelled() => break Ok(End::Closed),
             read = reader.read(framer.space()) => read,
+            () = silence => break Ok(End::Idle),
         };
         match read {
-            Ok(0) => break Ok(()),
+            Ok(0) => break Ok(End::Closed),
             Ok(n) => framer.filled(n),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => break Err(e),

@@ -1,16 +1,36 @@
 //! TCP server for CDR push: many listeners, many connections, one task per
 //! connection. The accept loop never exits on errors (EMFILE, ECONNABORTED
 //! are transient): it logs, backs off and keeps serving.
+//!
+//! Peers outside `--allow` are closed at once (like xinetd `only_from`).
+//! At `--max-connections` the loop stops accepting, so further peers wait
+//! in the kernel's listen backlog until a connection closes.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use tokio::net::TcpListener;
+use ipnet::IpNet;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::stream::End;
 use crate::route::Router;
+
+/// How the server treats peers.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Allowed peer networks; empty allows everyone.
+    pub allow: Vec<IpNet>,
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// Close a connection silent for this long.
+    pub idle_timeout: Option<Duration>,
+}
 
 /// Bind every address; logs the bound address (port 0 picks a free one).
 pub async fn bind(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>> {
@@ -31,59 +51,116 @@ pub async fn serve(
     listeners: Vec<TcpListener>,
     router: &Router,
     max_line: usize,
+    options: &ServeOptions,
     stop: &CancellationToken,
 ) {
-    let connections = TaskTracker::new();
+    let server = Arc::new(Server {
+        options: options.clone(),
+        max_line,
+        slots: Arc::new(Semaphore::new(options.max_connections.max(1))),
+        refused: AtomicU64::new(0),
+        connections: TaskTracker::new(),
+    });
     let accept_loops = TaskTracker::new();
     for listener in listeners {
-        accept_loops.spawn(accept_loop(
-            listener,
-            router.clone(),
-            max_line,
-            stop.clone(),
-            connections.clone(),
-        ));
+        accept_loops.spawn(
+            server
+                .clone()
+                .accept_loop(listener, router.clone(), stop.clone()),
+        );
     }
     accept_loops.close();
     accept_loops.wait().await;
-    connections.close();
-    connections.wait().await;
+    server.connections.close();
+    server.connections.wait().await;
+    let refused = server.refused.load(Ordering::Relaxed);
+    if refused > 0 {
+        info!("{refused} connections refused by --allow");
+    }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    router: Router,
+/// State shared by the accept loops.
+struct Server {
+    options: ServeOptions,
     max_line: usize,
-    stop: CancellationToken,
+    /// One permit per connection being served.
+    slots: Arc<Semaphore>,
+    refused: AtomicU64,
     connections: TaskTracker,
-) {
-    let mut backoff = Duration::from_millis(10);
-    loop {
-        let accepted = tokio::select! {
-            () = stop.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((socket, peer)) => {
-                backoff = Duration::from_millis(10);
-                info!("{peer}: connected");
-                let mut router = router.for_source(peer.to_string());
-                let stop = stop.clone();
-                connections.spawn(async move {
-                    match super::stream::ship(socket, &mut router, max_line, &stop).await {
-                        Ok(()) => info!("{peer}: closed"),
-                        Err(e) => warn!("{peer}: connection error: {e}"),
+}
+
+impl Server {
+    async fn accept_loop(
+        self: Arc<Self>,
+        listener: TcpListener,
+        router: Router,
+        stop: CancellationToken,
+    ) {
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let slot = tokio::select! {
+                () = stop.cancelled() => return,
+                slot = self.slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            };
+            let accepted = tokio::select! {
+                () = stop.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((socket, peer)) => {
+                    backoff = Duration::from_millis(10);
+                    if !self.allowed(&peer) {
+                        self.refused.fetch_add(1, Ordering::Relaxed);
+                        warn!("{peer}: refused, not in --allow");
+                        continue;
                     }
-                });
-            }
-            Err(e) => {
-                warn!("accept failed: {e}; retrying in {backoff:?}");
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
+                    let local = socket
+                        .local_addr()
+                        .map_or_else(|_| "?".into(), |a| a.to_string());
+                    info!("{peer}: connected to {local}");
+                    let router = router.for_source(format!("{peer} -> {local}"));
+                    let (server, stop) = (self.clone(), stop.clone());
+                    self.connections.spawn(async move {
+                        server.connection(socket, peer, router, &stop).await;
+                        drop(slot);
+                    });
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                Err(e) => {
+                    warn!("accept failed: {e}; retrying in {backoff:?}");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
             }
+        }
+    }
+
+    fn allowed(&self, peer: &SocketAddr) -> bool {
+        let ip = peer.ip().to_canonical();
+        self.options.allow.is_empty() || self.options.allow.iter().any(|net| net.contains(&ip))
+    }
+
+    async fn connection(
+        &self,
+        socket: TcpStream,
+        peer: SocketAddr,
+        mut router: Router,
+        stop: &CancellationToken,
+    ) {
+        // PBXs keep links open for days; keepalive notices a dead peer.
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(60))
+            .with_interval(Duration::from_secs(10));
+        if let Err(e) = socket2::SockRef::from(&socket).set_tcp_keepalive(&keepalive) {
+            warn!("{peer}: cannot enable TCP keepalive: {e}");
+        }
+        let idle = self.options.idle_timeout;
+        match super::stream::ship(socket, &mut router, self.max_line, stop, idle).await {
+            Ok(End::Closed) => info!("{peer}: closed"),
+            Ok(End::Idle) => info!("{peer}: closed after --idle-timeout without data"),
+            Err(e) => warn!("{peer}: connection error: {e}"),
         }
     }
 }

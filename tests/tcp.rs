@@ -1,0 +1,195 @@
+//! The TCP listener end to end: many concurrent PBX connections, the
+//! allowlist and the connection cap.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+
+use common::{cdrship, texts, wait_until, Broker};
+
+/// Connect to `to` from the local address `from`.
+fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: SocketAddr = format!("{from}:0").parse().unwrap();
+    socket.bind(&from.into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    socket.into()
+}
+
+#[test]
+fn five_hundred_connections_of_a_thousand_lines_arrive_in_order() {
+    const CONNECTIONS: usize = 500;
+    const LINES: usize = 1000;
+    let broker = Broker::start();
+    let topic = broker.topic("tcp-500", 16);
+    let args = [
+        "-t",
+        &topic,
+        "--listen",
+        "127.0.0.1:0",
+        "--max-connections",
+        "1000",
+    ];
+    let mut run = cdrship(&broker, &args);
+    let addr = run.listening_on();
+    let reader = broker.reader(&topic);
+    let clients: Vec<_> = (0..CONNECTIONS)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                let lines: String = (0..LINES).map(|i| format!("{c} {i}\n")).collect();
+                stream.write_all(lines.as_bytes()).unwrap();
+            })
+        })
+        .collect();
+    let got = reader.read(CONNECTIONS * LINES);
+    for client in clients {
+        client.join().unwrap();
+    }
+    // Per partition, each connection's lines must be in order; together
+    // they must be complete.
+    let mut last: HashMap<(i32, usize), usize> = HashMap::new();
+    let mut seen = vec![0usize; CONNECTIONS];
+    for msg in &got {
+        let text = msg.text();
+        let (c, i) = text.split_once(' ').unwrap();
+        let (c, i): (usize, usize) = (c.parse().unwrap(), i.parse().unwrap());
+        if let Some(prev) = last.insert((msg.partition, c), i) {
+            assert!(prev < i, "connection {c}: line {i} after {prev}");
+        }
+        seen[c] += 1;
+    }
+    assert!(
+        seen.iter().all(|&n| n == LINES),
+        "some connection incomplete"
+    );
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+    assert_eq!(reader.stored(), (CONNECTIONS * LINES) as i64);
+}
+
+#[test]
+fn peers_outside_the_allowlist_are_refused_and_logged() {
+    let broker = Broker::start();
+    let topic = broker.topic("allow", 1);
+    let args = [
+        "-t",
+        &topic,
+        "--listen",
+        "127.0.0.1:0",
+        "--allow",
+        "127.0.0.1/32",
+    ];
+    let mut run = cdrship(&broker, &args);
+    let addr = run.listening_on();
+
+    let mut denied = connect_from("127.0.0.2", addr);
+    let _ = denied.write_all(b"denied\n");
+    // cdrship closes the connection at once: the read ends.
+    let _ = denied.read(&mut [0; 16]);
+    run.wait_for_log("127.0.0.2");
+
+    let mut allowed = connect_from("127.0.0.1", addr);
+    allowed.write_all(b"allowed\n").unwrap();
+    drop(allowed);
+    let got = broker.reader(&topic).read(1);
+    assert_eq!(texts(&got), ["allowed"]);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+    assert!(
+        run.log().contains("127.0.0.2") && run.log().contains("refused"),
+        "{}",
+        run.log()
+    );
+    assert!(run.log().contains("1 connections refused"), "{}", run.log());
+    assert_eq!(broker.reader(&topic).stored(), 1);
+}
+
+#[test]
+fn beyond_max_connections_peers_wait_until_a_slot_frees() {
+    let broker = Broker::start();
+    let topic = broker.topic("cap", 1);
+    let args = [
+        "-t",
+        &topic,
+        "--listen",
+        "127.0.0.1:0",
+        "--max-connections",
+        "2",
+    ];
+    let mut run = cdrship(&broker, &args);
+    let addr = run.listening_on();
+    let reader = broker.reader(&topic);
+    let mut got = Vec::new();
+
+    let mut first = TcpStream::connect(addr).unwrap();
+    let mut second = TcpStream::connect(addr).unwrap();
+    first.write_all(b"first\n").unwrap();
+    second.write_all(b"second\n").unwrap();
+    reader.read_more(&mut got, 2);
+    // The third peer completes the handshake in the kernel backlog, but
+    // cdrship does not accept it while both slots are taken.
+    let mut third = TcpStream::connect(addr).unwrap();
+    third.write_all(b"third\n").unwrap();
+    // Lines sent after the third connected arrive; the third's does not.
+    first.write_all(b"first again\n").unwrap();
+    second.write_all(b"second again\n").unwrap();
+    reader.read_more(&mut got, 4);
+    assert!(
+        !texts(&got).contains(&"third".to_string()),
+        "{:?}",
+        texts(&got)
+    );
+    assert_eq!(run.log().matches(": connected").count(), 2, "{}", run.log());
+
+    drop(first);
+    reader.read_more(&mut got, 5);
+    assert_eq!(texts(&got)[4], "third");
+    drop((second, third));
+    wait_until("all connections closed", || {
+        run.log().matches(": closed").count() == 3
+    });
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+}
+
+#[test]
+fn socket_activation_serves_the_passed_listener() {
+    use std::os::fd::AsRawFd as _;
+    let broker = Broker::start();
+    let topic = broker.topic("activation", 1);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.listen(16).unwrap();
+    socket.set_cloexec(false).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    // As systemd does: the socket as fd 3, LISTEN_PID naming the process.
+    let script = format!(
+        "exec 3<&{fd}; LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" -b \"$1\" -t \"$2\"",
+        fd = socket.as_raw_fd()
+    );
+    let mut command = std::process::Command::new("bash");
+    command
+        .args([
+            "-c",
+            &script,
+            env!("CARGO_BIN_EXE_cdrship"),
+            broker.servers(),
+            &topic,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut run = common::spawn(command);
+    run.wait_for_log("socket activation");
+    drop(socket);
+    let mut pbx = TcpStream::connect(addr).unwrap();
+    pbx.write_all(b"via systemd\n").unwrap();
+    drop(pbx);
+    assert_eq!(texts(&broker.reader(&topic).read(1)), ["via systemd"]);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+}
