@@ -34,9 +34,12 @@
 -- objects. With --charset, a line with invalid bytes also carries _raw (the
 -- original line); add `_raw String` to keep it.
 --
--- Delivery is at-least-once. After a producer retry or a cdrship restart, a
--- line can be stored twice, as an exact copy. Deduplicate in queries. In
--- --file mode, (_host, _source, _source_offset, uniqueid) identifies a line.
+-- Delivery is at-least-once. The idempotent producer never duplicates on
+-- retries, but after a crash (kill -9) lines sent and not yet acknowledged
+-- are sent again, as exact copies. Deduplicate in queries (or use a
+-- ReplacingMergeTree). In --file mode the header cdrship.id
+-- (dev:ino:fingerprint@offset) or (_host, _source, _source_offset, uniqueid)
+-- identifies a line.
 --
 -- examples/clickhouse_check.py runs these statements in chDB: cdr and cdr_mv
 -- as written, and cdr_kafka with ENGINE = Kafka replaced by a Memory table

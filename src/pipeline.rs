@@ -71,7 +71,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
     };
     let listeners = match &config.source {
         SourceConfig::Listen { addrs, .. } if addrs.is_empty() => activation::listeners()?,
-        SourceConfig::Listen { addrs, .. } => tcp::bind(addrs).await?,
+        SourceConfig::Listen { addrs, .. } => tcp::bind(addrs)?,
         _ => Vec::new(),
     };
 

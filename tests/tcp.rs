@@ -37,17 +37,20 @@ fn five_hundred_connections_of_a_thousand_lines_arrive_in_order() {
     let reader = broker.reader(&topic);
     let clients: Vec<_> = (0..CONNECTIONS)
         .map(|c| {
-            std::thread::spawn(move || {
-                let mut stream = TcpStream::connect(addr).unwrap();
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let mut stream = TcpStream::connect(addr)?;
                 let lines: String = (0..LINES).map(|i| format!("{c} {i}\n")).collect();
-                stream.write_all(lines.as_bytes()).unwrap();
+                stream.write_all(lines.as_bytes())
             })
         })
         .collect();
-    let got = reader.read(CONNECTIONS * LINES);
-    for client in clients {
-        client.join().unwrap();
+    for (c, client) in clients.into_iter().enumerate() {
+        client
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("client {c}: {e}"));
     }
+    let got = reader.read(CONNECTIONS * LINES);
     // Per partition, each connection's lines must be in order; together
     // they must be complete.
     let mut last: HashMap<(i32, usize), usize> = HashMap::new();

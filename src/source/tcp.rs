@@ -32,17 +32,34 @@ pub struct ServeOptions {
     pub idle_timeout: Option<Duration>,
 }
 
+/// Pending connections the kernel may hold for us (capped by
+/// `net.core.somaxconn`). A burst of PBXs reconnecting after a network
+/// blip must not overflow it; tokio's default is 128.
+const BACKLOG: i32 = 4096;
+
 /// Bind every address; logs the bound address (port 0 picks a free one).
-pub async fn bind(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>> {
-    let mut listeners = Vec::with_capacity(addrs.len());
-    for addr in addrs {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("listening on {addr}"))?;
-        info!("listening on {}", listener.local_addr()?);
-        listeners.push(listener);
-    }
-    Ok(listeners)
+pub fn bind(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>> {
+    addrs
+        .iter()
+        .map(|addr| {
+            let listener = listen(*addr).with_context(|| format!("listening on {addr}"))?;
+            info!("listening on {}", listener.local_addr()?);
+            Ok(listener)
+        })
+        .collect()
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Serve until `stop`; then wait for every connection to finish routing
