@@ -84,6 +84,11 @@ pub struct Cli {
     #[arg(long, env = "CDRSHIP_COLUMNS")]
     pub columns: Option<String>,
 
+    /// Take the JSON column names from the first line of the input (each
+    /// file, stdin, each TCP connection); that line is not shipped.
+    #[arg(long, env = "CDRSHIP_HEADER", conflicts_with_all = ["preset", "columns"])]
+    pub header: bool,
+
     /// Date/time fields in JSON: keep (the PBX's text), iso8601,
     /// clickhouse (`YYYY-MM-DD hh:mm:ss`), epoch, epoch_ms, or a strftime
     /// pattern. Empty fields are always null.
@@ -244,6 +249,9 @@ impl Cli {
         let (meta_fields, meta_headers) = if headers { (None, host) } else { (host, None) };
         let format = match self.format {
             FormatArg::Raw => {
+                if self.header {
+                    bail!("--header needs --format json (it names JSON fields)");
+                }
                 if self.key.is_some() {
                     bail!("--key needs --format json (the key is taken from a named field)");
                 }
@@ -307,9 +315,10 @@ impl Cli {
         let columns = match (&self.preset, &self.columns) {
             (Some(name), _) => Columns::preset(name)?,
             (None, Some(list)) => Columns::parse(list)?,
-            (None, None) => {
-                bail!("--format json needs column names: --preset asterisk-cdr or --columns a,b,c")
-            }
+            (None, None) if self.header => Columns::unnamed(),
+            (None, None) => bail!(
+                "--format json needs column names: --preset asterisk-cdr, --columns a,b,c or --header"
+            ),
         };
         let time = TimeConv::new(
             TimeFormat::parse(&self.time_format)?,
@@ -325,6 +334,7 @@ impl Cli {
             charset,
             envelope: self.format == FormatArg::JsonSchema,
             meta_host,
+            header: self.header,
         })
     }
 

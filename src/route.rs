@@ -73,6 +73,19 @@ impl Router {
         }
     }
 
+    /// With `--header`, the next line names the columns.
+    pub fn expect_header(&mut self) {
+        self.mapper.expect_header();
+    }
+
+    /// With `--header`, learn the columns from `line` (the first line of a
+    /// file resumed mid-way).
+    pub fn learn_header(&mut self, line: &[u8]) {
+        if let Err(reject) = self.mapper.learn_header(line) {
+            warn!("{}: {reject}", self.label);
+        }
+    }
+
     /// Send one frame; `position` is where it sits in a followed file.
     pub async fn route(&mut self, frame: Frame<'_>, position: Option<Position<'_>>) {
         let id = position.map(|p| {
@@ -107,7 +120,9 @@ impl Router {
         };
         let (line, reject) = match frame {
             Frame::Line { bytes, .. } => match self.mapper.map(bytes, origin) {
-                Ok(mapped) => {
+                // The --header line names the columns; it is no record.
+                Ok(None) => return,
+                Ok(Some(mapped)) => {
                     if mapped.lossy {
                         self.sink.note(Note::Lossy);
                     }

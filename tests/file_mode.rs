@@ -378,3 +378,37 @@ fn undeliverable_lines_stop_the_run_without_advancing_progress() {
     let saved = fs::read_dir(&state).map(|d| d.count()).unwrap_or(0);
     assert_eq!(saved, 0, "a position was saved for undelivered lines");
 }
+
+#[test]
+fn header_names_columns_across_restart_and_rotation() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, "header");
+    append(&f.path, "id,name\n1,alice\n2,bob\n");
+    let mut args = f.args();
+    args.extend(["-f", "json", "--header"].map(str::to_owned));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut run = cdrship(&broker, &args);
+    let reader = broker.reader(&f.topic);
+    let mut got = Vec::new();
+    let mut want: Vec<String> = vec![
+        r#"{"id":"1","name":"alice"}"#.into(),
+        r#"{"id":"2","name":"bob"}"#.into(),
+    ];
+    expect(&reader, &mut got, &want);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+
+    // Resumed mid-file: the names still come from line one.
+    append(&f.path, "3,carol\n");
+    want.push(r#"{"id":"3","name":"carol"}"#.into());
+    let mut run = cdrship(&broker, &args);
+    expect(&reader, &mut got, &want);
+    // A rotated-in file brings its own header.
+    fs::rename(&f.path, f.sibling("Master.csv.1")).unwrap();
+    append(&f.path, "id,name,extra\n4,dave,x\n");
+    want.push(r#"{"id":"4","name":"dave","extra":"x"}"#.into());
+    expect(&reader, &mut got, &want);
+    run.terminate();
+    assert!(run.wait().success(), "{}", run.log());
+    assert_eq!(reader.stored(), want.len() as i64);
+}

@@ -103,6 +103,25 @@ impl Columns {
         })
     }
 
+    /// No columns yet: `--header` names them from the input's first line.
+    pub fn unnamed() -> Self {
+        Columns {
+            columns: Vec::new(),
+            required: 0,
+            time_input: DEFAULT_TIME,
+            name: "header".into(),
+            fixed: None,
+        }
+    }
+
+    /// Text columns named by a header line, all required.
+    pub fn from_names(names: &[&str]) -> Result<Self> {
+        if names.iter().any(|n| n.contains([',', ':'])) {
+            bail!("header names must not contain `,` or `:`");
+        }
+        Columns::parse(&names.join(","))
+    }
+
     /// Position of a column by name.
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)

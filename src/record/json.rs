@@ -54,6 +54,11 @@ impl ObjectWriter {
         }
     }
 
+    /// The same writer for another layout (learned from a header line).
+    pub fn with_columns(&self, columns: Columns) -> Self {
+        ObjectWriter::new(columns, self.time.clone(), self.envelope.is_some())
+    }
+
     /// The layout.
     pub fn columns(&self) -> &Columns {
         &self.columns

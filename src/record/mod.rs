@@ -44,6 +44,19 @@ pub struct JsonFormat {
     pub envelope: bool,
     /// Host id for `_host` when metadata goes into the object.
     pub meta_host: Option<String>,
+    /// Column names come from the first line of each input (`--header`).
+    pub header: bool,
+}
+
+/// Where `--header` stands for the current input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Header {
+    /// No `--header`: the layout is fixed.
+    Off,
+    /// The next line names the columns.
+    Expected,
+    /// The layout was learned from a header line.
+    Known,
 }
 
 /// Where a line came from, for metadata.
@@ -72,19 +85,27 @@ pub struct Mapper {
     json: Option<(ObjectWriter, &'static Encoding, Option<String>)>,
     /// Column index of `--key`.
     key: Option<usize>,
+    /// The `--key` column's name (looked up again in a learned header).
+    key_name: Option<String>,
+    header: Header,
     splitter: Splitter,
     out: Vec<u8>,
 }
 
 impl Mapper {
     /// A mapper for `format`, keyed by the column named `key`.
-    pub fn new(format: Format, key: Option<&str>) -> Result<Self> {
-        let (json, key) = match (format, key) {
+    pub fn new(format: Format, key_name: Option<&str>) -> Result<Self> {
+        let header = match &format {
+            Format::Json(json) if json.header => Header::Expected,
+            _ => Header::Off,
+        };
+        let (json, key) = match (format, key_name) {
             (Format::Raw, Some(_)) => bail!("--key needs --format json"),
             (Format::Raw, None) => (None, None),
             (Format::Json(json), key) => {
                 let key = match key {
                     None => None,
+                    Some(_) if json.header => None,
                     Some(name) => match json.columns.index_of(name) {
                         Some(index) => Some(index),
                         None => bail!("--key {name}: no such column"),
@@ -97,6 +118,8 @@ impl Mapper {
         Ok(Mapper {
             json,
             key,
+            key_name: key_name.map(str::to_owned),
+            header,
             splitter: Splitter::default(),
             out: Vec::new(),
         })
@@ -104,17 +127,54 @@ impl Mapper {
 
     /// Whether a `--key` column is configured.
     pub fn keyed(&self) -> bool {
-        self.key.is_some()
+        self.key_name.is_some()
     }
 
-    /// Map one line (without newline).
-    pub fn map<'a>(&'a mut self, line: &'a [u8], origin: Origin<'_>) -> Result<Mapped<'a>, Reject> {
+    /// With `--header`: the next line names the columns (a new file, or a
+    /// truncated one, starts with its header).
+    pub fn expect_header(&mut self) {
+        if self.header != Header::Off {
+            self.header = Header::Expected;
+        }
+    }
+
+    /// With `--header`: learn the columns from `line`, the input's first
+    /// line (a file resumed mid-way reads it separately).
+    pub fn learn_header(&mut self, line: &[u8]) -> Result<(), Reject> {
+        let (Some((writer, charset, _)), false) = (&mut self.json, self.header == Header::Off)
+        else {
+            return Ok(());
+        };
+        let (text, _) = charset.decode_without_bom_handling(line);
+        let found = self.splitter.split(text.as_bytes()).map_err(|e| match e {
+            SplitError::UnbalancedQuotes => Reject::BadCsv("unbalanced quotes"),
+        })?;
+        let names: Vec<&str> = (0..found)
+            .map(|i| std::str::from_utf8(self.splitter.field(i)).map(str::trim))
+            .collect::<Result<_, _>>()
+            .map_err(|_| Reject::BadHeader("not UTF-8".into()))?;
+        let columns = Columns::from_names(&names).map_err(|e| Reject::BadHeader(e.to_string()))?;
+        self.key = self.key_name.as_deref().and_then(|k| columns.index_of(k));
+        *writer = writer.with_columns(columns);
+        self.header = Header::Known;
+        Ok(())
+    }
+
+    /// Map one line (without newline); `None` when it was the header line.
+    pub fn map<'a>(
+        &'a mut self,
+        line: &'a [u8],
+        origin: Origin<'_>,
+    ) -> Result<Option<Mapped<'a>>, Reject> {
+        if self.header == Header::Expected {
+            return self.learn_header(line).map(|()| None);
+        }
         let Some((writer, charset, meta_host)) = &self.json else {
-            return Ok(Mapped {
+            return Ok(Some(Mapped {
                 value: line,
                 key: None,
                 lossy: false,
-            });
+            }));
         };
         let (text, lossy) = charset.decode_without_bom_handling(line);
         let columns = writer.columns();
@@ -157,11 +217,11 @@ impl Mapper {
             .filter(|&k| k < emitted)
             .map(|k| self.splitter.field(k))
             .filter(|k| !k.is_empty());
-        Ok(Mapped {
+        Ok(Some(Mapped {
             value: &self.out,
             key,
             lossy,
-        })
+        }))
     }
 }
 
@@ -181,6 +241,7 @@ mod tests {
             charset: encoding_rs::UTF_8,
             envelope: false,
             meta_host: None,
+            header: false,
         }
     }
 
@@ -193,13 +254,13 @@ mod tests {
     }
 
     fn text(m: &mut Mapper, line: &[u8]) -> String {
-        String::from_utf8(m.map(line, STDIN).unwrap().value.to_vec()).unwrap()
+        String::from_utf8(m.map(line, STDIN).unwrap().unwrap().value.to_vec()).unwrap()
     }
 
     #[test]
     fn raw_passes_bytes_through() {
         let mut mapper = Mapper::new(Format::Raw, None).unwrap();
-        let m = mapper.map(b"\xff\x00abc", STDIN).unwrap();
+        let m = mapper.map(b"\xff\x00abc", STDIN).unwrap().unwrap();
         assert_eq!(m.value, b"\xff\x00abc");
         assert_eq!(m.key, None);
     }
@@ -215,7 +276,7 @@ mod tests {
         assert_eq!(lines.len(), expected.lines().count());
         for (line, want) in lines.iter().zip(expected.lines()) {
             let line = line.strip_suffix('\r').unwrap_or(line);
-            let got = mapper.map(line.as_bytes(), STDIN).unwrap();
+            let got = mapper.map(line.as_bytes(), STDIN).unwrap().unwrap();
             assert_eq!(std::str::from_utf8(got.value).unwrap(), want);
             let want: serde_json::Value = serde_json::from_str(want).unwrap();
             let key = got.key.map(|k| std::str::from_utf8(k).unwrap());
@@ -294,7 +355,7 @@ mod tests {
         );
         // UTF-8 input with a stray byte: decoded lossily, original in base64.
         let mut m = mapper(json(Columns::parse("name,num").unwrap()), None);
-        let got = m.map(b"Ivan\xff,100", STDIN).unwrap();
+        let got = m.map(b"Ivan\xff,100", STDIN).unwrap().unwrap();
         assert!(got.lossy);
         let value = String::from_utf8(got.value.to_vec()).unwrap();
         assert_eq!(
@@ -313,7 +374,7 @@ mod tests {
             source: "/var/log/asterisk/cdr-csv/Master.csv",
             offset: Some(42),
         };
-        let got = m.map(b"7,alice", origin).unwrap();
+        let got = m.map(b"7,alice", origin).unwrap().unwrap();
         let v: serde_json::Value = serde_json::from_slice(got.value).unwrap();
         assert_eq!(
             v["payload"],
@@ -329,9 +390,29 @@ mod tests {
     }
 
     #[test]
+    fn header_line_names_the_columns_and_is_not_a_record() {
+        let mut f = json(Columns::unnamed());
+        f.header = true;
+        let mut m = mapper(f, Some("id"));
+        assert!(m.map(b"id,name", STDIN).unwrap().is_none());
+        let got = m.map(b"7,alice", STDIN).unwrap().unwrap();
+        assert_eq!(got.value, br#"{"id":"7","name":"alice"}"#);
+        assert_eq!(got.key, Some(&b"7"[..]));
+        // A new file starts with its own header.
+        m.expect_header();
+        assert!(m.map(b"name", STDIN).unwrap().is_none());
+        assert_eq!(text(&mut m, b"bob"), r#"{"name":"bob"}"#);
+        m.learn_header(b"a,b").unwrap();
+        assert_eq!(text(&mut m, b"1,2"), r#"{"a":"1","b":"2"}"#);
+        m.expect_header();
+        let bad = m.map(b"x,x", STDIN).unwrap_err().to_string();
+        assert!(bad.contains("twice"), "{bad}");
+    }
+
+    #[test]
     fn columns_layout_and_null_int() {
         let mut m = mapper(json(Columns::parse("id:int,name").unwrap()), Some("name"));
-        let got = m.map(b",\"a \"\"b\"\"\\\"", STDIN).unwrap();
+        let got = m.map(b",\"a \"\"b\"\"\\\"", STDIN).unwrap().unwrap();
         assert_eq!(got.value, br#"{"id":null,"name":"a \"b\"\\"}"#);
         assert_eq!(got.key, Some(&b"a \"b\"\\"[..]));
         let f = json(Columns::parse("a").unwrap());

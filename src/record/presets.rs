@@ -109,13 +109,17 @@ mod tests {
             charset: encoding_rs::UTF_8,
             envelope: false,
             meta_host: None,
+            header: false,
         };
         let mut mapper = Mapper::new(Format::Json(Box::new(format)), None).unwrap();
         let origin = Origin {
             source: "test",
             offset: None,
         };
-        let mapped = mapper.map(line, origin).map_err(|r| r.to_string())?;
+        let mapped = mapper
+            .map(line, origin)
+            .map_err(|r| r.to_string())?
+            .expect("no header mode");
         Ok(serde_json::from_slice(mapped.value).unwrap())
     }
 

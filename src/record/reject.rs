@@ -15,6 +15,8 @@ pub enum Reject {
     },
     /// The line is not one CSV record.
     BadCsv(&'static str),
+    /// A `--header` line that cannot name columns.
+    BadHeader(String),
     /// A fixed-width column boundary falls inside a multi-byte character.
     CutCharacter,
     /// The field count is outside the layout.
@@ -40,6 +42,7 @@ impl fmt::Display for Reject {
                 "line of {len} bytes exceeds --max-line-bytes {max}; value holds its first {max} bytes"
             ),
             Reject::BadCsv(why) => write!(f, "not a CSV record: {why}"),
+            Reject::BadHeader(why) => write!(f, "not a usable header line: {why}"),
             Reject::CutCharacter => {
                 write!(f, "a fixed-width column cuts a multi-byte character")
             }

@@ -101,6 +101,12 @@ pub async fn run(
         );
         current.seek(start)?;
     }
+    if current.framer.offset() > 0 {
+        // Resuming mid-file: with --header, the names are in line one.
+        let head = &current.head;
+        let line = head.split(|&b| b == b'\n').next().unwrap_or(head);
+        router.learn_header(line.strip_suffix(b"\r").unwrap_or(line));
+    }
     if let Some(p) = progress.as_deref_mut() {
         p.opened(current.generation, current.id);
     }
@@ -123,6 +129,7 @@ pub async fn run(
                 current.seek(0)?;
                 current.head.clear();
                 current.refresh_head()?;
+                router.expect_header();
                 if let Some(p) = progress.as_deref_mut() {
                     p.opened(current.generation, current.id);
                 }
@@ -148,6 +155,7 @@ pub async fn run(
                 if let Some((next, _)) = Current::open(cfg.path, generation, cfg.max_line)? {
                     info!("{}: rotated; now reading the new file", cfg.path.display());
                     current = next;
+                    router.expect_header();
                     if let Some(p) = progress.as_deref_mut() {
                         p.opened(current.generation, current.id);
                     }
