@@ -196,6 +196,7 @@ fn file_mode_survives_rotations_kills_and_outages_without_loss() {
     let (mut kills, mut rotations, mut outages) = (0, 0, 0);
     // cdrship must have opened the file before the first rotation: a file
     // rotated away before any reader saw it is beyond anyone's reach.
+    common::wait_until("the first batch", || writer.written() > 0);
     collector.caught_up(writer.written());
 
     for round in 0..rounds {
