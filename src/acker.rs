@@ -48,6 +48,8 @@ struct Window {
 pub struct Counts {
     /// Lines handed to the producer (including rejects).
     pub sent: u64,
+    /// Bytes of the message values handed to the producer.
+    pub bytes: u64,
     /// Acknowledged by the broker.
     pub delivered: u64,
     /// Of the sent lines, those routed to the reject topic.
@@ -102,12 +104,13 @@ impl Tracker {
     }
 
     /// Register a line about to be produced; returns its sequence number.
-    pub fn begin(&self, mark: Option<Mark>, rejected: bool) -> u64 {
+    pub fn begin(&self, mark: Option<Mark>, rejected: bool, bytes: usize) -> u64 {
         let mut w = self.lock();
         let seq = w.base + w.entries.len() as u64;
         w.entries.push_back((State::Pending, mark));
         w.pending += 1;
         w.counts.sent += 1;
+        w.counts.bytes += bytes as u64;
         w.counts.rejected += u64::from(rejected);
         seq
     }
@@ -218,7 +221,7 @@ mod tests {
     #[test]
     fn watermark_moves_only_over_contiguous_acks() {
         let t = Tracker::new(CancellationToken::new());
-        let seqs: Vec<_> = (1..=4).map(|i| t.begin(mark(i * 10), false)).collect();
+        let seqs: Vec<_> = (1..=4).map(|i| t.begin(mark(i * 10), false, 1)).collect();
         t.delivered(seqs[1]);
         t.delivered(seqs[3]);
         assert_eq!(t.watermark(), None);
@@ -233,9 +236,9 @@ mod tests {
     fn a_failure_pins_the_watermark_and_cancels() {
         let cancel = CancellationToken::new();
         let t = Tracker::new(cancel.clone());
-        let a = t.begin(mark(10), false);
-        let b = t.begin(mark(20), false);
-        let c = t.begin(mark(30), true);
+        let a = t.begin(mark(10), false, 1);
+        let b = t.begin(mark(20), false, 1);
+        let c = t.begin(mark(30), true, 1);
         t.delivered(a);
         t.failed(b, || "boom".into());
         t.delivered(c);
@@ -257,7 +260,7 @@ mod tests {
     #[tokio::test]
     async fn wait_idle_returns_once_drained() {
         let t = std::sync::Arc::new(Tracker::new(CancellationToken::new()));
-        let seq = t.begin(None, false);
+        let seq = t.begin(None, false, 1);
         let t2 = t.clone();
         let waiter = tokio::spawn(async move { t2.wait_idle().await });
         tokio::task::yield_now().await;

@@ -159,6 +159,14 @@ pub struct Cli {
     #[arg(long, env = "CDRSHIP_SHUTDOWN_TIMEOUT", default_value = "30", value_parser = parse_secs)]
     pub shutdown_timeout: Duration,
 
+    /// Serve Prometheus metrics on this address (`/metrics`).
+    #[arg(long, env = "CDRSHIP_METRICS")]
+    pub metrics: Option<SocketAddr>,
+
+    /// Seconds between one-line stats summaries on stderr (0: none).
+    #[arg(long, env = "CDRSHIP_STATS_INTERVAL", default_value = "60", value_parser = parse_secs)]
+    pub stats_interval: Duration,
+
     /// Print each delivered message value to stdout after the broker
     /// acknowledged it (a tee for trying cdrship out).
     #[arg(long, env = "CDRSHIP_ECHO")]
@@ -237,6 +245,10 @@ pub struct Config {
     pub echo: bool,
     /// Host id for metadata headers (`--meta` as headers), if any.
     pub meta_headers: Option<String>,
+    /// Prometheus endpoint address.
+    pub metrics: Option<SocketAddr>,
+    /// Period of the stats line, if any.
+    pub stats_interval: Option<Duration>,
 }
 
 impl Cli {
@@ -308,6 +320,8 @@ impl Cli {
             shutdown_timeout: self.shutdown_timeout,
             echo: self.echo,
             meta_headers,
+            metrics: self.metrics,
+            stats_interval: Some(self.stats_interval).filter(|d| !d.is_zero()),
         })
     }
 

@@ -10,6 +10,7 @@ mod acker;
 mod checkpoint;
 mod cli;
 mod framing;
+mod metrics;
 mod pipeline;
 mod record;
 mod route;

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::acker::{Counts, Tracker};
 use crate::checkpoint::{Progress, Store};
 use crate::cli::{Config, SourceConfig};
+use crate::metrics;
 use crate::route::Router;
 use crate::sink::Sink;
 use crate::source::{activation, file, stdin, tcp};
@@ -74,6 +75,26 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
         SourceConfig::Listen { addrs, .. } => tcp::bind(addrs)?,
         _ => Vec::new(),
     };
+
+    // Metrics and stats outlive the source: they report the drain too.
+    let done = CancellationToken::new();
+    let _done_on_return = done.clone().drop_guard();
+    if let Some(addr) = config.metrics {
+        let sources = Arc::new(metrics::Sources {
+            tracker: tracker.clone(),
+            sink: sink.clone(),
+            source: match config.source {
+                SourceConfig::Stdin => "stdin",
+                SourceConfig::File { .. } => "file",
+                SourceConfig::Listen { .. } => "tcp",
+            },
+        });
+        let listener = metrics::bind(addr).await?;
+        tokio::spawn(metrics::serve(listener, sources, done.clone()));
+    }
+    if let Some(interval) = config.stats_interval {
+        tokio::spawn(metrics::log_every(interval, tracker.clone(), done.clone()));
+    }
 
     let grace = grace_period(stop.clone(), config.shutdown_timeout);
     tokio::pin!(grace);

@@ -177,7 +177,7 @@ impl Sink {
             }));
         }
         let rejected = matches!(dest, Dest::Reject(_));
-        let seq = self.tracker.begin(msg.mark, rejected);
+        let seq = self.tracker.begin(msg.mark, rejected, msg.value.len());
         let mut record = BaseRecord::with_opaque_to(topic, seq as usize).payload(msg.value);
         if let Some(key) = msg.key {
             record = record.key(key);
@@ -207,6 +207,11 @@ impl Sink {
                 }
             }
         }
+    }
+
+    /// Messages in the producer's queue or in flight to the broker.
+    pub fn queued(&self) -> i32 {
+        self.producer.in_flight_count()
     }
 
     /// Count a line event in the tracker.

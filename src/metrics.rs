@@ -1,0 +1,177 @@
+//! Operator-facing numbers: a Prometheus text endpoint (`--metrics ADDR`)
+//! and a one-line summary on stderr every `--stats-interval`.
+//!
+//! Both read the tracker's counts; nothing here is on the per-line path.
+//! The endpoint is a deliberately tiny HTTP/1.0-style responder (one
+//! request per connection, `Connection: close`): Prometheus needs nothing
+//! more, and a web framework would outweigh the rest of cdrship.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::acker::{Counts, Tracker};
+use crate::sink::Sink;
+
+/// What the numbers are read from.
+pub struct Sources {
+    /// Line counts and in-flight lines.
+    pub tracker: Arc<Tracker>,
+    /// Producer queue depth.
+    pub sink: Arc<Sink>,
+    /// `stdin`, `file` or `tcp`, as the `source` label.
+    pub source: &'static str,
+}
+
+impl Sources {
+    /// The Prometheus text exposition of the current numbers.
+    fn render(&self) -> String {
+        let c = self.tracker.counts();
+        let mut out = String::new();
+        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let _ = writeln!(out, "{name}{{source=\"{}\"}} {value}", self.source);
+        };
+        counter(
+            &mut out,
+            "cdrship_lines_read_total",
+            "Lines read and handed to the producer.",
+            c.sent,
+        );
+        counter(
+            &mut out,
+            "cdrship_bytes_read_total",
+            "Message bytes handed to the producer.",
+            c.bytes,
+        );
+        counter(
+            &mut out,
+            "cdrship_lines_delivered_total",
+            "Lines acknowledged by the broker.",
+            c.delivered,
+        );
+        counter(
+            &mut out,
+            "cdrship_lines_rejected_total",
+            "Lines routed to the reject topic.",
+            c.rejected,
+        );
+        counter(
+            &mut out,
+            "cdrship_lines_failed_total",
+            "Lines the producer gave up on.",
+            c.failed,
+        );
+        counter(
+            &mut out,
+            "cdrship_lines_lossy_total",
+            "Lines with bytes invalid in --charset.",
+            c.lossy,
+        );
+        counter(
+            &mut out,
+            "cdrship_lines_keyless_total",
+            "Lines sent without a --key value.",
+            c.keyless,
+        );
+        let gauge = |out: &mut String, name: &str, help: &str, value: i64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        };
+        let in_flight = i64::try_from(self.tracker.pending()).unwrap_or(i64::MAX);
+        gauge(
+            &mut out,
+            "cdrship_lines_in_flight",
+            "Lines read but not yet acknowledged.",
+            in_flight,
+        );
+        let queued = i64::from(self.sink.queued());
+        gauge(
+            &mut out,
+            "cdrship_producer_queue_messages",
+            "Messages in librdkafka's queue.",
+            queued,
+        );
+        out
+    }
+}
+
+/// Bind the endpoint (a bad address is a start-up error); logs it.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("metrics endpoint on {addr}"))?;
+    info!("metrics on http://{}/metrics", listener.local_addr()?);
+    Ok(listener)
+}
+
+/// Serve `/metrics` until `stop`.
+pub async fn serve(listener: TcpListener, sources: Arc<Sources>, stop: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((socket, _)) => {
+                tokio::spawn(respond(socket, sources.clone()));
+            }
+            // Transient (EMFILE): scraping can wait, shipping must go on.
+            Err(e) => {
+                warn!("metrics: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn respond(mut socket: TcpStream, sources: Arc<Sources>) {
+    let mut request = [0u8; 1024];
+    let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut request)).await
+    else {
+        return;
+    };
+    let (status, body) = if request[..n].starts_with(b"GET /metrics") {
+        ("200 OK", sources.render())
+    } else {
+        ("404 Not Found", "try /metrics\n".to_owned())
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = socket.write_all(response.as_bytes()).await;
+}
+
+/// Log a one-line summary every `interval` until `stop`.
+pub async fn log_every(interval: Duration, tracker: Arc<Tracker>, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    let (mut last, mut last_at) = (Counts::default(), Instant::now());
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let now = tracker.counts();
+        let secs = last_at.elapsed().as_secs_f64().max(1e-9);
+        info!(
+            "stats: {} read, {} delivered ({:.0} lines/s), {} rejected, {} failed, {} in flight",
+            now.sent,
+            now.delivered,
+            (now.delivered - last.delivered) as f64 / secs,
+            now.rejected,
+            now.failed,
+            tracker.pending()
+        );
+        (last, last_at) = (now, Instant::now());
+    }
+}
