@@ -4,7 +4,7 @@
 
 use std::io::Write as _;
 use std::os::fd::AsFd as _;
-use std::os::unix::fs::FileTypeExt as _;
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
@@ -38,14 +38,20 @@ pub enum Level {
 /// Set the verbosity (0 quiet, 1 normal, 2 verbose) and pick the destination.
 pub fn init(verbosity: u8) {
     LEVEL.store(verbosity, Ordering::Relaxed);
-    let stderr_is_socket = std::io::stderr()
+    let stderr = std::io::stderr()
         .as_fd()
         .try_clone_to_owned()
         .map(std::fs::File::from)
-        .and_then(|f| f.metadata())
-        .is_ok_and(|m| m.file_type().is_socket());
+        .and_then(|f| f.metadata());
+    // Under systemd stderr is a socket too, but the journal's own stream
+    // (named by JOURNAL_STREAM as `dev:inode`): keep writing there.
+    let journal = std::env::var("JOURNAL_STREAM").ok();
+    let is_journal = |m: &std::fs::Metadata| {
+        journal.as_deref() == Some(format!("{}:{}", m.dev(), m.ino()).as_str())
+    };
+    let stderr_is_peer = stderr.is_ok_and(|m| m.file_type().is_socket() && !is_journal(&m));
     DEST.get_or_init(|| {
-        if !stderr_is_socket {
+        if !stderr_is_peer {
             return Dest::Stderr;
         }
         let syslog = UnixDatagram::unbound().and_then(|s| s.connect("/dev/log").map(|()| s));

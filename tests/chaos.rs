@@ -83,6 +83,8 @@ impl Writer {
 /// Collects every message of a topic in a background thread.
 struct Collector {
     seen: Arc<Mutex<Vec<Msg>>>,
+    /// Every line number below this one has arrived.
+    complete: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 }
 
@@ -92,12 +94,14 @@ impl Collector {
         let topic = topic.to_owned();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (seen2, stop2) = (seen.clone(), stop.clone());
+        let complete = Arc::new(AtomicU64::new(0));
+        let (seen2, stop2, complete2) = (seen.clone(), stop.clone(), complete.clone());
         let mut reader = broker.reader(&topic);
         std::thread::spawn(move || {
             // A consumer that re-reads after an outage is not a duplicate
             // produced by cdrship: keep each (partition, offset) once.
             let mut stored = HashSet::new();
+            let mut arrived: Vec<bool> = Vec::new();
             let mut batch = Vec::new();
             let mut idle = std::time::Instant::now();
             while !stop2.load(Ordering::Relaxed) {
@@ -116,26 +120,33 @@ impl Collector {
                 }
                 idle = std::time::Instant::now();
                 batch.retain(|m| stored.insert((m.partition, m.offset)));
+                for n in batch.iter().map(number) {
+                    let n = n as usize;
+                    if arrived.len() <= n {
+                        arrived.resize(n + 1, false);
+                    }
+                    arrived[n] = true;
+                }
+                let mut prefix = complete2.load(Ordering::Relaxed) as usize;
+                while arrived.get(prefix) == Some(&true) {
+                    prefix += 1;
+                }
+                complete2.store(prefix as u64, Ordering::Relaxed);
                 seen2.lock().unwrap().append(&mut batch);
             }
         });
-        Collector { seen, stop }
-    }
-
-    /// Distinct line numbers received so far.
-    fn distinct_below(&self, n: u64) -> u64 {
-        let seen = self.seen.lock().unwrap();
-        let mut numbers: Vec<u64> = seen.iter().map(number).filter(|&x| x < n).collect();
-        numbers.sort_unstable();
-        numbers.dedup();
-        numbers.len() as u64
+        Collector {
+            seen,
+            complete,
+            stop,
+        }
     }
 
     /// Wait until every line below `n` has arrived; name the missing ones
     /// if they never do.
     fn caught_up(&self, n: u64) {
         let deadline = std::time::Instant::now() + common::DEADLINE;
-        while self.distinct_below(n) < n {
+        while self.complete.load(Ordering::Relaxed) < n {
             if std::time::Instant::now() > deadline {
                 let seen = self.seen.lock().unwrap();
                 let have: HashSet<u64> = seen.iter().map(number).collect();
