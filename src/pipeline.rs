@@ -164,6 +164,10 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
         Err(e) => Some(format!("{e:#}")),
         Ok(()) => tracker.first_error(),
     };
+    // Every line is settled and progress saved: tearing the producer down
+    // (joining its poll thread, destroying librdkafka's broker threads)
+    // would only delay the exit; the process ends right after this.
+    std::mem::forget(sink);
     Ok(Summary {
         counts: tracker.counts(),
         undelivered: tracker.pending(),
