@@ -299,18 +299,8 @@ impl Cli {
             }
             (None, _) => SourceConfig::Stdin,
         };
-        match &source {
-            SourceConfig::Stdin if stdin_is_dev_null() => bail!(
-                "stdin is /dev/null, nothing to ship: give --file or --listen, or pipe lines in"
-            ),
-            SourceConfig::File { .. } | SourceConfig::Listen { .. }
-                if crate::source::activation::present() && (file_given || listen_given) =>
-            {
-                warn!(
-                    "sockets passed by systemd (LISTEN_FDS) are ignored: --file or --listen is set"
-                );
-            }
-            _ => {}
+        if crate::source::activation::present() && (file_given || listen_given) {
+            warn!("sockets passed by systemd (LISTEN_FDS) are ignored: --file or --listen is set");
         }
         if self.max_line_bytes == 0 {
             bail!("--max-line-bytes must be at least 1");
@@ -373,21 +363,6 @@ impl Cli {
         } else {
             1 + self.verbose.min(1)
         }
-    }
-}
-
-/// Whether stdin is /dev/null (a unit or script that forgot its input).
-fn stdin_is_dev_null() -> bool {
-    use std::os::fd::AsFd as _;
-    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
-    let stdin = std::io::stdin()
-        .as_fd()
-        .try_clone_to_owned()
-        .map(std::fs::File::from)
-        .and_then(|f| f.metadata());
-    match (stdin, std::fs::metadata("/dev/null")) {
-        (Ok(stdin), Ok(null)) => stdin.file_type().is_char_device() && stdin.rdev() == null.rdev(),
-        _ => false,
     }
 }
 

@@ -22,6 +22,20 @@ pub fn describe() -> String {
         )
 }
 
+/// Whether stdin is /dev/null (a unit or script that forgot its input).
+pub fn is_dev_null() -> bool {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let stdin = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata());
+    match (stdin, std::fs::metadata("/dev/null")) {
+        (Ok(stdin), Ok(null)) => stdin.file_type().is_char_device() && stdin.rdev() == null.rdev(),
+        _ => false,
+    }
+}
+
 /// Ship stdin until EOF or `stop`.
 pub async fn run(router: &mut Router, max_line: usize, stop: &CancellationToken) -> Result<()> {
     super::stream::ship(tokio::io::stdin(), router, max_line, stop, None)
