@@ -9,6 +9,7 @@
 //! the watermark never moves past the failed line.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -76,8 +77,10 @@ pub enum Note {
 #[derive(Debug)]
 pub struct Tracker {
     window: Mutex<Window>,
-    /// Woken on every settled delivery: room in the producer queue.
+    /// Woken on a settled delivery while a sender waits for queue room.
     progress: Notify,
+    /// Senders waiting on `progress`; deliveries skip the wake-up when 0.
+    waiting: AtomicUsize,
     /// Woken when the watermark moves.
     advanced: Notify,
     /// Woken when nothing is pending.
@@ -91,6 +94,7 @@ impl Tracker {
         Tracker {
             window: Mutex::default(),
             progress: Notify::new(),
+            waiting: AtomicUsize::new(0),
             advanced: Notify::new(),
             idle: Notify::new(),
             cancel,
@@ -161,13 +165,17 @@ impl Tracker {
         if w.pending == 0 {
             self.idle.notify_one();
         }
-        self.progress.notify_one();
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            self.progress.notify_one();
+        }
     }
 
     /// Wait until some delivery settles (room in the producer queue), at
     /// most `limit`.
     pub async fn wait_progress(&self, limit: Duration) {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
         let _ = tokio::time::timeout(limit, self.progress.notified()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Wait until the watermark may have moved.
