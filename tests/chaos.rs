@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{cdrship, Broker, Cdrship, Msg};
+use common::{Broker, Cdrship, Followed, Msg};
 
 /// Lines per writer batch (one open/append/close, like one cdr_csv call).
 const BATCH: u64 = 20;
@@ -189,21 +189,11 @@ fn file_mode_survives_rotations_kills_and_outages_without_loss() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(12);
     let broker = Broker::start();
-    let topic = broker.topic("chaos", 4);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("Master.csv");
-    let state = dir.path().join("state");
-    let args = [
-        "-t",
-        &topic,
-        "--file",
-        path.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-    ];
-    let collector = Collector::start(&broker, &topic);
+    let followed = Followed::new(&broker, 4, "chaos");
+    let path = followed.path.clone();
+    let collector = Collector::start(&broker, &followed.topic);
     let mut writer = Writer::start(path.clone());
-    let mut run: Cdrship = cdrship(&broker, &args);
+    let mut run: Cdrship = followed.start(&broker);
     let (mut kills, mut rotations, mut outages) = (0, 0, 0);
     // cdrship must have opened the file before the first rotation: a file
     // rotated away before any reader saw it is beyond anyone's reach.
@@ -243,7 +233,7 @@ fn file_mode_survives_rotations_kills_and_outages_without_loss() {
                 run.signal("KILL");
                 run.wait();
                 kills += 1;
-                run = cdrship(&broker, &args);
+                run = followed.start(&broker);
             }
             4 => {
                 // Delete + recreate; cdrship must already hold the file, so
@@ -266,7 +256,7 @@ fn file_mode_survives_rotations_kills_and_outages_without_loss() {
                     rotate_rename(&path);
                     kills += 1;
                     rotations += 1;
-                    run = cdrship(&broker, &args);
+                    run = followed.start(&broker);
                 }
             }
         }
@@ -279,8 +269,7 @@ fn file_mode_survives_rotations_kills_and_outages_without_loss() {
 
     let total = writer.finish();
     collector.caught_up(total);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
 
     let seen = collector.seen.lock().unwrap();
     let mut first: HashMap<u64, String> = HashMap::new();

@@ -7,7 +7,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::path::Path;
 
-use common::{cdrship, numbered, texts, wait_until, Broker, Reader};
+use common::{cdrship, numbered, texts, wait_until, Broker, Followed, Reader};
 
 fn append(path: &Path, text: &str) {
     let mut file = OpenOptions::new()
@@ -30,83 +30,38 @@ fn expect(reader: &Reader, got: &mut Vec<common::Msg>, want: &[String]) {
     assert_eq!(texts(got), want);
 }
 
-/// A followed file with saved progress in a temp dir.
-struct Followed {
-    dir: tempfile::TempDir,
-    path: std::path::PathBuf,
-    topic: String,
-}
-
-impl Followed {
-    fn new(broker: &Broker, hint: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("Master.csv");
-        Followed {
-            topic: broker.topic(hint, 1),
-            dir,
-            path,
-        }
-    }
-
-    fn args(&self) -> Vec<String> {
-        let state = self.dir.path().join("state");
-        [
-            "-t",
-            &self.topic,
-            "--file",
-            self.path.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ]
-        .map(str::to_owned)
-        .to_vec()
-    }
-
-    fn start(&self, broker: &Broker) -> common::Cdrship {
-        let args = self.args();
-        cdrship(broker, &args.iter().map(String::as_str).collect::<Vec<_>>())
-    }
-
-    fn sibling(&self, name: &str) -> std::path::PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
 #[test]
 fn rotated_while_stopped_finishes_the_old_file_first() {
     let broker = Broker::start();
-    let f = Followed::new(&broker, "rotated-stopped");
+    let f = Followed::new(&broker, 1, "rotated-stopped");
     let mut want = Vec::new();
     add(&mut want, &f.path, numbered("first-run", 0..50));
     let mut run = f.start(&broker);
     let reader = broker.reader(&f.topic);
     let mut got = Vec::new();
     expect(&reader, &mut got, &want);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
 
     add(&mut want, &f.path, numbered("while-stopped", 0..10));
     fs::rename(&f.path, f.sibling("Master.csv.1")).unwrap();
     add(&mut want, &f.path, numbered("new-file", 0..20));
     let mut run = f.start(&broker);
     expect(&reader, &mut got, &want);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
     assert_eq!(reader.stored(), want.len() as i64);
 }
 
 #[test]
 fn delete_and_recreate_while_stopped_reads_the_new_file_whole() {
     let broker = Broker::start();
-    let f = Followed::new(&broker, "recreated");
+    let f = Followed::new(&broker, 1, "recreated");
     let mut want = Vec::new();
     add(&mut want, &f.path, numbered("old", 0..10));
     let mut run = f.start(&broker);
     let reader = broker.reader(&f.topic);
     let mut got = Vec::new();
     expect(&reader, &mut got, &want);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
 
     // The new file is longer than the saved offset and may reuse the inode
     // number; its different first line must stop a resume mid-file.
@@ -114,14 +69,13 @@ fn delete_and_recreate_while_stopped_reads_the_new_file_whole() {
     add(&mut want, &f.path, numbered("recreated", 0..100));
     let mut run = f.start(&broker);
     expect(&reader, &mut got, &want);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
 }
 
 #[test]
 fn delete_and_recreate_while_running_finishes_the_deleted_file() {
     let broker = Broker::start();
-    let f = Followed::new(&broker, "deleted");
+    let f = Followed::new(&broker, 1, "deleted");
     let mut want = Vec::new();
     add(&mut want, &f.path, numbered("old", 0..10));
     let mut run = f.start(&broker);
@@ -138,14 +92,13 @@ fn delete_and_recreate_while_running_finishes_the_deleted_file() {
     add(&mut want, &f.path, numbered("new", 0..10));
     run.signal("CONT");
     expect(&reader, &mut got, &want);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
 }
 
 #[test]
 fn copytruncate_reads_the_lines_that_only_the_copy_holds() {
     let broker = Broker::start();
-    let f = Followed::new(&broker, "copytruncate");
+    let f = Followed::new(&broker, 1, "copytruncate");
     let mut want = Vec::new();
     add(&mut want, &f.path, numbered("before", 0..100));
     let mut run = f.start(&broker);
@@ -172,49 +125,39 @@ fn copytruncate_reads_the_lines_that_only_the_copy_holds() {
     );
     run.signal("CONT");
     expect(&reader, &mut got, &want);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
     assert_eq!(reader.stored(), want.len() as i64);
 }
 
 #[test]
 fn follows_appends_and_rotation_then_resumes_without_resending() {
     let broker = Broker::start();
-    let topic = broker.topic("file", 1);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("Master.csv");
-    let state = dir.path().join("state");
-    let args = [
-        "-t",
-        &topic,
-        "--file",
-        path.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-    ];
+    let f = Followed::new(&broker, 1, "file");
+    let (path, topic) = (&f.path, &f.topic);
+    let state = f.dir.path().join("state");
     let mut want: Vec<String> = Vec::new();
 
-    add(&mut want, &path, numbered("before-start", 0..100));
-    let mut run = cdrship(&broker, &args);
-    let reader = broker.reader(&topic);
+    add(&mut want, path, numbered("before-start", 0..100));
+    let mut run = f.start(&broker);
+    let reader = broker.reader(topic);
     let mut got = Vec::new();
     expect(&reader, &mut got, &want);
 
-    add(&mut want, &path, numbered("appended", 0..100));
+    add(&mut want, path, numbered("appended", 0..100));
     expect(&reader, &mut got, &want);
 
     // Rotation: lines written to the old file after the rename, and a last
     // line without newline, come before the new file's lines.
-    let rotated = dir.path().join("Master.csv.1");
-    fs::rename(&path, &rotated).unwrap();
+    let rotated = f.sibling("Master.csv.1");
+    fs::rename(path, &rotated).unwrap();
     add(&mut want, &rotated, numbered("late-old", 0..10));
     append(&rotated, "old-unterminated");
     want.push("old-unterminated".into());
-    add(&mut want, &path, numbered("new-file", 0..50));
+    add(&mut want, path, numbered("new-file", 0..50));
     expect(&reader, &mut got, &want);
 
     // A partial line in the current file is held back across shutdown.
-    append(&path, "new-partial");
+    append(path, "new-partial");
     wait_until("progress saved", || {
         fs::read_to_string(state.join(format!(
             "{}.state.json",
@@ -222,8 +165,7 @@ fn follows_appends_and_rotation_then_resumes_without_resending() {
         )))
         .is_ok_and(|s| s.contains(&format!("\"offset\":{}", numbered("new-file", 0..50).len())))
     });
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
     assert_eq!(reader.stored(), want.len() as i64);
     // Every line carries a distinct idempotency id: file identity @ offset.
     let ids: std::collections::HashSet<String> = got
@@ -239,13 +181,12 @@ fn follows_appends_and_rotation_then_resumes_without_resending() {
 
     // Restart: nothing acknowledged is sent again; the partial line is
     // completed and shipped whole.
-    append(&path, " completed\n");
+    append(path, " completed\n");
     want.push("new-partial completed".into());
-    add(&mut want, &path, numbered("after-restart", 0..20));
-    let mut run = cdrship(&broker, &args);
+    add(&mut want, path, numbered("after-restart", 0..20));
+    let mut run = f.start(&broker);
     expect(&reader, &mut got, &want);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
     assert_eq!(reader.stored(), want.len() as i64);
 }
 
@@ -263,20 +204,17 @@ fn waits_for_a_missing_file_and_reads_it_from_the_start() {
         texts(&got),
         numbered("cel", 0..5).lines().collect::<Vec<_>>()
     );
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
 }
 
 #[test]
 fn from_end_skips_what_is_there_but_saved_progress_wins() {
     let broker = Broker::start();
-    let f = Followed::new(&broker, "from-end");
+    let f = Followed::new(&broker, 1, "from-end");
     append(&f.path, &numbered("history", 0..10));
     append(&f.path, "in-progress");
-    let mut args = f.args();
-    args.extend(["--from".into(), "end".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut run = cdrship(&broker, &args);
+    let extra = ["--from", "end"];
+    let mut run = f.start_with(&broker, &extra);
     run.wait_for_log("--from end");
     // The line in progress when cdrship started is shipped whole.
     let mut want = vec!["in-progress, completed".to_string()];
@@ -285,44 +223,38 @@ fn from_end_skips_what_is_there_but_saved_progress_wins() {
     let reader = broker.reader(&f.topic);
     let mut got = Vec::new();
     expect(&reader, &mut got, &want);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
 
     add(&mut want, &f.path, numbered("while-stopped", 0..5));
-    let mut run = cdrship(&broker, &args);
+    let mut run = f.start_with(&broker, &extra);
     expect(&reader, &mut got, &want);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
     assert_eq!(reader.stored(), want.len() as i64);
 }
 
 #[test]
 fn partial_line_timeout_ships_an_unterminated_last_line() {
     let broker = Broker::start();
-    let f = Followed::new(&broker, "partial");
+    let f = Followed::new(&broker, 1, "partial");
     append(&f.path, "complete\nunterminated");
-    let mut args = f.args();
-    args.extend(["--partial-line-timeout".into(), "0.2".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut run = cdrship(&broker, &args);
+    let extra = ["--partial-line-timeout", "0.2"];
+    let mut run = f.start_with(&broker, &extra);
     let got = broker.reader(&f.topic).read(2);
     assert_eq!(texts(&got), ["complete", "unterminated"]);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
 }
 
 #[test]
 fn copytruncate_while_stopped_resumes_from_the_copy() {
     let broker = Broker::start();
-    let f = Followed::new(&broker, "copytruncate-stopped");
+    let f = Followed::new(&broker, 1, "copytruncate-stopped");
     let mut want = Vec::new();
     add(&mut want, &f.path, numbered("first-run", 0..20));
     let mut run = f.start(&broker);
     let reader = broker.reader(&f.topic);
     let mut got = Vec::new();
     expect(&reader, &mut got, &want);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
 
     add(&mut want, &f.path, numbered("while-stopped", 0..10));
     fs::copy(&f.path, f.sibling("Master.csv.1")).unwrap();
@@ -335,39 +267,18 @@ fn copytruncate_while_stopped_resumes_from_the_copy() {
     add(&mut want, &f.path, numbered("after-truncate", 0..5));
     let mut run = f.start(&broker);
     expect(&reader, &mut got, &want);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
     assert_eq!(reader.stored(), want.len() as i64);
 }
 
 #[test]
 fn undeliverable_lines_stop_the_run_without_advancing_progress() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = closed.local_addr().unwrap().to_string();
-    drop(closed);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("Master.csv");
     let state = dir.path().join("state");
     append(&path, &numbered("cdr", 0..5));
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cdrship"));
-    command
-        .args([
-            "-b",
-            &addr,
-            "-t",
-            "nowhere",
-            "-X",
-            "message.timeout.ms=1000",
-        ])
-        .args([
-            "--file",
-            path.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let mut run = common::spawn(command);
+    let (path_arg, state_arg) = (path.to_str().unwrap(), state.to_str().unwrap());
+    let mut run = common::cdrship_without_broker(&["--file", path_arg, "--state-dir", state_arg]);
     assert!(!run.wait().success());
     assert!(
         run.log().contains("5 of 5 lines not delivered"),
@@ -382,12 +293,10 @@ fn undeliverable_lines_stop_the_run_without_advancing_progress() {
 #[test]
 fn header_names_columns_across_restart_and_rotation() {
     let broker = Broker::start();
-    let f = Followed::new(&broker, "header");
+    let f = Followed::new(&broker, 1, "header");
     append(&f.path, "id,name\n1,alice\n2,bob\n");
-    let mut args = f.args();
-    args.extend(["-f", "json", "--header"].map(str::to_owned));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut run = cdrship(&broker, &args);
+    let extra = ["-f", "json", "--header"];
+    let mut run = f.start_with(&broker, &extra);
     let reader = broker.reader(&f.topic);
     let mut got = Vec::new();
     let mut want: Vec<String> = vec![
@@ -395,20 +304,18 @@ fn header_names_columns_across_restart_and_rotation() {
         r#"{"id":"2","name":"bob"}"#.into(),
     ];
     expect(&reader, &mut got, &want);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
 
     // Resumed mid-file: the names still come from line one.
     append(&f.path, "3,carol\n");
     want.push(r#"{"id":"3","name":"carol"}"#.into());
-    let mut run = cdrship(&broker, &args);
+    let mut run = f.start_with(&broker, &extra);
     expect(&reader, &mut got, &want);
     // A rotated-in file brings its own header.
     fs::rename(&f.path, f.sibling("Master.csv.1")).unwrap();
     append(&f.path, "id,name,extra\n4,dave,x\n");
     want.push(r#"{"id":"4","name":"dave","extra":"x"}"#.into());
     expect(&reader, &mut got, &want);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
     assert_eq!(reader.stored(), want.len() as i64);
 }

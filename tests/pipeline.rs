@@ -120,22 +120,7 @@ fn malformed_and_overlong_lines_go_to_the_reject_topic_with_a_reason() {
 
 #[test]
 fn unreachable_broker_means_nonzero_exit_with_the_count() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = closed.local_addr().unwrap().to_string();
-    drop(closed);
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cdrship"));
-    command
-        .args([
-            "-b",
-            &addr,
-            "-t",
-            "nowhere",
-            "-X",
-            "message.timeout.ms=1500",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut run = common::spawn(command);
+    let mut run = common::cdrship_without_broker(&[]);
     run.feed(numbered("cdr", 0..3).as_bytes());
     run.close_stdin();
     let status = run.wait();
@@ -164,8 +149,7 @@ fn sigterm_drains_every_line_read() {
     let reader = broker.reader(&topic);
     let mut got = Vec::new();
     reader.read_more(&mut got, 1);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
     let log = run.log();
     let summary = log
         .lines()
@@ -214,8 +198,7 @@ fn tcp_serves_20_concurrent_clients_in_order_per_connection() {
     wait_until("all connections closed", || {
         run.log().matches(": closed").count() == 20
     });
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
     assert_eq!(reader.stored(), 10_000);
 }
 

@@ -68,8 +68,7 @@ fn five_hundred_connections_of_a_thousand_lines_arrive_in_order() {
         seen.iter().all(|&n| n == LINES),
         "some connection incomplete"
     );
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
     assert_eq!(reader.stored(), (CONNECTIONS * LINES) as i64);
 }
 
@@ -99,8 +98,7 @@ fn peers_outside_the_allowlist_are_refused_and_logged() {
     drop(allowed);
     let got = broker.reader(&topic).read(1);
     assert_eq!(texts(&got), ["allowed"]);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
     assert!(
         run.log().contains("127.0.0.2") && run.log().contains("refused"),
         "{}",
@@ -154,8 +152,7 @@ fn beyond_max_connections_peers_wait_until_a_slot_frees() {
     wait_until("all connections closed", || {
         run.log().matches(": closed").count() == 3
     });
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
 }
 
 #[test]
@@ -193,6 +190,5 @@ fn socket_activation_serves_the_passed_listener() {
     pbx.write_all(b"via systemd\n").unwrap();
     drop(pbx);
     assert_eq!(texts(&broker.reader(&topic).read(1)), ["via systemd"]);
-    run.terminate();
-    assert!(run.wait().success(), "{}", run.log());
+    run.stop();
 }

@@ -365,6 +365,12 @@ impl Cdrship {
         self.signal("TERM");
     }
 
+    /// SIGTERM, and expect a clean exit: everything read was delivered.
+    pub fn stop(&mut self) {
+        self.terminate();
+        assert!(self.wait().success(), "{}", self.log());
+    }
+
     /// Send a signal by name (`TERM`, `STOP`, `CONT`, `KILL`).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
@@ -409,6 +415,77 @@ impl Drop for Cdrship {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Start cdrship against a broker address where nothing listens, with a
+/// short delivery timeout so undeliverable lines fail fast; stdin piped.
+pub fn cdrship_without_broker(args: &[&str]) -> Cdrship {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cdrship"));
+    command
+        .args([
+            "-b",
+            &addr,
+            "-t",
+            "nowhere",
+            "-X",
+            "message.timeout.ms=1000",
+        ])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    spawn(command)
+}
+
+/// A followed file with saved progress in a temp dir, and its topic.
+pub struct Followed {
+    /// Holds the file and the state directory.
+    pub dir: tempfile::TempDir,
+    /// The followed file (`Master.csv`, not created yet).
+    pub path: std::path::PathBuf,
+    /// The topic it ships to.
+    pub topic: String,
+}
+
+impl Followed {
+    /// A fresh directory and a topic with `partitions`.
+    pub fn new(broker: &Broker, partitions: i32, hint: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Master.csv");
+        Followed {
+            topic: broker.topic(hint, partitions),
+            dir,
+            path,
+        }
+    }
+
+    /// Start `cdrship --file PATH --state-dir DIR` with `extra` arguments.
+    pub fn start_with(&self, broker: &Broker, extra: &[&str]) -> Cdrship {
+        let state = self.dir.path().join("state");
+        let mut args = vec![
+            "-t",
+            &self.topic,
+            "--file",
+            self.path.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        cdrship(broker, &args)
+    }
+
+    /// Start it with no extra arguments.
+    pub fn start(&self, broker: &Broker) -> Cdrship {
+        self.start_with(broker, &[])
+    }
+
+    /// A path next to the followed file.
+    pub fn sibling(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
     }
 }
 
