@@ -2,6 +2,8 @@
 //! values, optional metadata fields, and the optional Kafka Connect
 //! `{"schema": ..., "payload": ...}` envelope.
 
+use std::io::Write as _;
+
 use base64::Engine as _;
 use serde_json::json;
 
@@ -64,10 +66,11 @@ impl ObjectWriter {
         &self.columns
     }
 
-    /// Write the object for `fields` (already split, UTF-8) into `out`.
+    /// Write the object for `fields` into `out`. The fields must be UTF-8
+    /// (the caller decoded the line before splitting it).
     pub fn write<'f>(
         &self,
-        fields: impl Iterator<Item = &'f str>,
+        fields: impl Iterator<Item = &'f [u8]>,
         meta: Option<MetaFields<'_>>,
         raw: Option<&[u8]>,
         out: &mut Vec<u8>,
@@ -84,17 +87,18 @@ impl ObjectWriter {
             out.extend_from_slice(prefix);
             match column.kind {
                 _ if text.is_empty() && column.kind != Kind::Text => out.extend_from_slice(b"null"),
-                Kind::Text => string(out, text),
+                Kind::Text => escaped(out, text),
                 Kind::Int => {
-                    let n: i64 = text
-                        .parse()
-                        .map_err(|_| Reject::NotInteger(column.name.clone()))?;
-                    out.extend_from_slice(n.to_string().as_bytes());
+                    let n: i64 = std::str::from_utf8(text)
+                        .ok()
+                        .and_then(|t| t.parse().ok())
+                        .ok_or_else(|| Reject::NotInteger(column.name.clone()))?;
+                    write!(out, "{n}").expect("writing to a Vec cannot fail");
                 }
-                Kind::DateTime => self
-                    .time
-                    .write(text, out)
-                    .map_err(|_| Reject::NotDateTime(column.name.clone()))?,
+                Kind::DateTime => std::str::from_utf8(text)
+                    .ok()
+                    .and_then(|t| self.time.write(t, out).ok())
+                    .ok_or_else(|| Reject::NotDateTime(column.name.clone()))?,
             }
         }
         if let Some(meta) = meta {
@@ -134,7 +138,35 @@ fn field(out: &mut Vec<u8>, name: &str, value: impl FnOnce(&mut Vec<u8>)) {
 }
 
 fn string(out: &mut Vec<u8>, text: &str) {
-    serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
+    escaped(out, text.as_bytes());
+}
+
+/// `text` as a JSON string. It must be UTF-8: then only `"`, `\\` and
+/// control bytes need escapes, and every other byte (multi-byte characters
+/// included) is copied as it is, without validating each field again.
+fn escaped(out: &mut Vec<u8>, text: &[u8]) {
+    out.push(b'"');
+    let mut copied = 0;
+    for (i, &byte) in text.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&text[copied..i]);
+        if escape.is_empty() {
+            write!(out, "\\u{byte:04x}").expect("writing to a Vec cannot fail");
+        } else {
+            out.extend_from_slice(escape);
+        }
+        copied = i + 1;
+    }
+    out.extend_from_slice(&text[copied..]);
+    out.push(b'"');
 }
 
 /// The Kafka Connect struct schema of the layout: every field optional,
@@ -172,4 +204,28 @@ fn schema(columns: &Columns, time: &TimeConv) -> serde_json::Value {
         fields.push(json!({"field": name, "type": kind, "optional": true}));
     }
     json!({"type": "struct", "name": format!("cdrship.{}", columns.name), "optional": false, "fields": fields})
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escaping_matches_serde_json() {
+        for text in [
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "tab\tnl\ncr\r",
+            "\u{1}\u{1f}\u{7f}",
+            "Иван \"Петров\" <101>",
+            "",
+        ] {
+            let mut ours = Vec::new();
+            super::escaped(&mut ours, text.as_bytes());
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(text).unwrap(),
+                "{text:?}"
+            );
+        }
+    }
 }

@@ -198,14 +198,13 @@ impl Mapper {
             });
         }
         let splitter = &self.splitter;
-        let utf8 = |i| std::str::from_utf8(splitter.field(i));
-        if columns.fixed.is_some() && (0..emitted).any(|i| utf8(i).is_err()) {
+        let utf8 = |i| std::str::from_utf8(splitter.field(i)).is_ok();
+        if columns.fixed.is_some() && !(0..emitted).all(utf8) {
             return Err(Reject::CutCharacter);
         }
         // CSV unquoting removes only ASCII bytes from decoded text, and
         // fixed-width fields were checked above: every field is UTF-8.
-        let fields =
-            (0..emitted).map(|i| utf8(i).expect("fields are UTF-8, checked or by construction"));
+        let fields = (0..emitted).map(|i| splitter.field(i));
         let meta = meta_host.as_deref().map(|host| MetaFields {
             host,
             source: origin.source,
