@@ -24,8 +24,8 @@
 -- declare one. Without it the Kafka engine drops the JSON _offset field,
 -- because it skips unknown fields by default. _host and _source don't clash.
 -- With --meta-as fields (the default), add `_host String, _source String` to
--- cdr_kafka without DEFAULT (the Kafka engine refuses DEFAULT expressions)
--- and select them as they are in cdr_mv. kafka_handle_error_mode doesn't
+-- kafka_asterisk_cdr without DEFAULT (the Kafka engine refuses DEFAULT expressions)
+-- and select them as they are in asterisk_cdr_consumer. kafka_handle_error_mode doesn't
 -- affect any of this: it only decides what happens to a message that fails to
 -- parse.
 --
@@ -41,12 +41,12 @@
 -- (dev:ino:fingerprint@offset) or (_host, _source, _source_offset, uniqueid)
 -- identifies a line.
 --
--- examples/clickhouse_check.py runs these statements in chDB: cdr and cdr_mv
--- as written, and cdr_kafka with ENGINE = Kafka replaced by a Memory table
+-- examples/clickhouse_check.py runs these statements in chDB: asterisk_cdr and asterisk_cdr_consumer
+-- as written, and kafka_asterisk_cdr with ENGINE = Kafka replaced by a Memory table
 -- that has the virtual columns. Then it loads cdrship's JSON for
 -- examples/Master.csv through them.
 
-CREATE TABLE cdr
+CREATE TABLE asterisk_cdr
 (
     accountcode    String,
     src            String,
@@ -77,7 +77,7 @@ ORDER BY (start, uniqueid);
 -- Kafka table: the columns are the JSON fields. Plain columns only (no
 -- DEFAULT). A field missing from a message, such as userfield on a 17-field
 -- line, gets the type's default value.
-CREATE TABLE cdr_kafka
+CREATE TABLE kafka_asterisk_cdr
 (
     accountcode String,
     src         String,
@@ -105,7 +105,7 @@ SETTINGS
     kafka_group_name = 'clickhouse_asterisk_cdr',
     kafka_format = 'JSONEachRow';
 
-CREATE MATERIALIZED VIEW cdr_mv TO cdr AS
+CREATE MATERIALIZED VIEW asterisk_cdr_consumer TO asterisk_cdr AS
 SELECT
     accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp, lastdata,
     start, answer, end, duration, billsec, disposition, amaflags, uniqueid, userfield,
@@ -113,4 +113,4 @@ SELECT
     _headers.value[indexOf(_headers.name, 'cdrship.host')] AS _host,
     _headers.value[indexOf(_headers.name, 'cdrship.source')] AS _source,
     toUInt64OrZero(_headers.value[indexOf(_headers.name, 'cdrship.offset')]) AS _source_offset
-FROM cdr_kafka;
+FROM kafka_asterisk_cdr;

@@ -6,11 +6,11 @@ examples/Master.csv with its embedded mock broker and --echo. Then it loads the
 echoed JSON lines into chDB, which is ClickHouse embedded in Python, using the
 statements of examples/clickhouse.sql:
 
-  * cdr (MergeTree) and cdr_mv (materialized view) as written;
-  * cdr_kafka with its columns as written, but ENGINE = Kafka replaced by a
+  * asterisk_cdr (MergeTree) and asterisk_cdr_consumer (materialized view) as written;
+  * kafka_asterisk_cdr with its columns as written, but ENGINE = Kafka replaced by a
     Memory table that also has the Kafka virtual columns as plain columns.
     chDB cannot run Kafka consumers, and an INSERT into the stand-in fires
-    cdr_mv just as a consumed Kafka block would.
+    asterisk_cdr_consumer just as a consumed Kafka block would.
 
 The lines are inserted with FORMAT JSONEachRow, input_format_skip_unknown_fields=0
 (a field with no column is an error) and date_time_input_format='basic'. The
@@ -44,8 +44,8 @@ CSV_COLUMNS = ["accountcode", "src", "dst", "dcontext", "clid", "channel", "dstc
                "lastapp", "lastdata", "start", "answer", "end", "duration", "billsec",
                "disposition", "amaflags", "uniqueid", "userfield"]
 
-# Kafka engine virtual columns, which the stand-in for cdr_kafka declares as
-# plain columns so that cdr_mv's SELECT can refer to them.
+# Kafka engine virtual columns, which the stand-in for kafka_asterisk_cdr declares as
+# plain columns so that asterisk_cdr_consumer's SELECT can refer to them.
 KAFKA_VIRTUALS = """,
     _topic LowCardinality(String), _key String, _offset UInt64, _partition UInt64,
     _timestamp Nullable(DateTime), _timestamp_ms Nullable(DateTime64(3)),
@@ -117,35 +117,35 @@ def main():
             check(type(value) is int, f"{key} is not a JSON integer: {value!r} in {line}")
 
     statements = sql_statements()
-    for name in ("cdr", "cdr_kafka", "cdr_mv"):
+    for name in ("asterisk_cdr", "kafka_asterisk_cdr", "asterisk_cdr_consumer"):
         if name not in statements:
             sys.exit(f"FAIL: no CREATE ... {name} in {SQL_PATH}")
     stand_in, n = re.subn(r"\)\s*ENGINE\s*=\s*Kafka\b.*\Z", KAFKA_VIRTUALS + ") ENGINE = Memory",
-                          statements["cdr_kafka"], flags=re.S | re.I)
+                          statements["kafka_asterisk_cdr"], flags=re.S | re.I)
     if n != 1:
-        sys.exit(f"FAIL: cdr_kafka in {SQL_PATH} has no ENGINE = Kafka clause at its end")
+        sys.exit(f"FAIL: kafka_asterisk_cdr in {SQL_PATH} has no ENGINE = Kafka clause at its end")
 
     sess = session.Session()
     try:
-        sess.query(statements["cdr"])
+        sess.query(statements["asterisk_cdr"])
         sess.query(stand_in)
-        sess.query(statements["cdr_mv"])
-        sess.query("INSERT INTO cdr_kafka SETTINGS input_format_skip_unknown_fields = 0, "
+        sess.query(statements["asterisk_cdr_consumer"])
+        sess.query("INSERT INTO kafka_asterisk_cdr SETTINGS input_format_skip_unknown_fields = 0, "
                    "date_time_input_format = 'basic' FORMAT JSONEachRow\n" + "\n".join(lines))
         stored = [json.loads(r) for r in
-                  str(sess.query("SELECT * FROM cdr ORDER BY start, uniqueid", "JSONEachRow")).splitlines()
+                  str(sess.query("SELECT * FROM asterisk_cdr ORDER BY start, uniqueid", "JSONEachRow")).splitlines()
                   if r.strip()]
         summary = json.loads(str(sess.query(
             "SELECT count() AS rows, countIf(answer IS NULL) AS null_answers, "
             "countIf(toYear(answer) = 1970 OR toYear(start) = 1970 OR toYear(end) = 1970) AS in_1970, "
-            "sum(billsec) AS billsec, sum(duration) AS duration FROM cdr", "JSONEachRow")))
+            "sum(billsec) AS billsec, sum(duration) AS duration FROM asterisk_cdr", "JSONEachRow")))
     except Exception as e:  # chDB raises RuntimeError or its own ChdbError
         sys.exit(f"FAIL: ClickHouse refused: {e}")
     finally:
         sess.close()
 
     rows = int(summary["rows"])
-    check(rows == len(csv_rows), f"cdr has {rows} rows for {len(csv_rows)} CSV lines")
+    check(rows == len(csv_rows), f"asterisk_cdr has {rows} rows for {len(csv_rows)} CSV lines")
     check(int(summary["in_1970"]) == 0, f"{summary['in_1970']} rows have a 1970 date/time")
 
     by_id = {r["uniqueid"]: r for r in stored}
@@ -154,7 +154,7 @@ def main():
         uid = fields[16]
         row = by_id.get(uid)
         if row is None:
-            failures.append(f"uniqueid {uid} missing from cdr")
+            failures.append(f"uniqueid {uid} missing from asterisk_cdr")
             continue
         # A 17-field line has no userfield: cdrship leaves it out, ClickHouse stores ''.
         expected = dict(zip(CSV_COLUMNS, fields + [""] * (len(CSV_COLUMNS) - len(fields))))
