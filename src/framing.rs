@@ -19,6 +19,8 @@ pub enum Frame<'a> {
         bytes: &'a [u8],
         /// Stream offset just after the line (and its newline, if any).
         end: u64,
+        /// 1-based line number in the stream (empty lines count).
+        line: u64,
     },
     /// A line longer than the cap: only its head is kept.
     Overlong {
@@ -28,6 +30,8 @@ pub enum Frame<'a> {
         len: u64,
         /// Stream offset just after the line.
         end: u64,
+        /// 1-based line number in the stream.
+        line: u64,
     },
 }
 
@@ -36,6 +40,13 @@ impl Frame<'_> {
     pub fn end(&self) -> u64 {
         match self {
             Frame::Line { end, .. } | Frame::Overlong { end, .. } => *end,
+        }
+    }
+
+    /// 1-based line number in the stream.
+    pub fn line(&self) -> u64 {
+        match self {
+            Frame::Line { line, .. } | Frame::Overlong { line, .. } => *line,
         }
     }
 }
@@ -50,6 +61,8 @@ pub struct Framer {
     len: usize,
     /// Stream offset of `buf[pos]`.
     offset: u64,
+    /// Lines (newlines) consumed so far, counting from the stream start.
+    lines: u64,
     max_line: usize,
     /// Set while skipping the tail of an overlong line: its length so far.
     discarding: Option<u64>,
@@ -58,14 +71,16 @@ pub struct Framer {
 }
 
 impl Framer {
-    /// A framer whose first byte is at stream offset `start`.
-    pub fn new(max_line: usize, start: u64) -> Self {
+    /// A framer whose first byte is at stream offset `start`, after
+    /// `lines` complete lines.
+    pub fn new(max_line: usize, start: u64, lines: u64) -> Self {
         let capacity = READ_CHUNK.max(max_line.saturating_add(READ_CHUNK / 4));
         Framer {
             buf: vec![0; capacity],
             pos: 0,
             len: 0,
             offset: start,
+            lines,
             max_line,
             discarding: None,
             head: Vec::new(),
@@ -82,12 +97,13 @@ impl Framer {
         self.pos < self.len || self.discarding.is_some()
     }
 
-    /// Forget buffered bytes and continue at stream offset `start`
-    /// (a truncated or replaced file).
-    pub fn reset(&mut self, start: u64) {
+    /// Forget buffered bytes and continue at stream offset `start`, after
+    /// `lines` complete lines (a truncated file, a resumed position).
+    pub fn reset(&mut self, start: u64, lines: u64) {
         self.pos = 0;
         self.len = 0;
         self.offset = start;
+        self.lines = lines;
         self.discarding = None;
     }
 
@@ -120,16 +136,19 @@ impl Framer {
             let start = self.pos;
             self.pos += newline + 1;
             self.offset += newline as u64 + 1;
+            self.lines += 1;
             let end = start + strip_cr(&self.buf[start..start + newline]).len();
             if let Some(skipped) = self.discarding.take() {
                 return Some(Frame::Overlong {
                     head: &self.head,
                     len: skipped + (end - start) as u64,
                     end: self.offset,
+                    line: self.lines,
                 });
             }
             if end > start {
-                return Some(frame(&self.buf[start..end], self.max_line, self.offset));
+                let at = (self.offset, self.lines);
+                return Some(frame(&self.buf[start..end], self.max_line, at));
             }
         }
     }
@@ -138,18 +157,24 @@ impl Framer {
     /// stream, or a followed file rotated away mid-line).
     pub fn finish(&mut self) -> Option<Frame<'_>> {
         let start = self.pos;
+        if start == self.len && self.discarding.is_none() {
+            return None;
+        }
         self.offset += (self.len - start) as u64;
         self.pos = self.len;
+        self.lines += 1;
         if let Some(skipped) = self.discarding.take() {
             let len = skipped + (self.len - start) as u64;
             return Some(Frame::Overlong {
                 head: &self.head,
                 len,
                 end: self.offset,
+                line: self.lines,
             });
         }
         let line = strip_cr(&self.buf[start..self.len]);
-        (!line.is_empty()).then(|| frame(line, self.max_line, self.offset))
+        let at = (self.offset, self.lines);
+        (!line.is_empty()).then(|| frame(line, self.max_line, at))
     }
 
     /// No newline in the buffer: if the partial line can no longer fit the
@@ -172,15 +197,21 @@ impl Framer {
     }
 }
 
-fn frame(line: &[u8], max_line: usize, end: u64) -> Frame<'_> {
+/// A frame for `line`, which ends at stream offset and line number `at`.
+fn frame(line: &[u8], max_line: usize, (end, number): (u64, u64)) -> Frame<'_> {
     if line.len() > max_line {
         Frame::Overlong {
             head: &line[..max_line],
             len: line.len() as u64,
             end,
+            line: number,
         }
     } else {
-        Frame::Line { bytes: line, end }
+        Frame::Line {
+            bytes: line,
+            end,
+            line: number,
+        }
     }
 }
 
@@ -192,13 +223,13 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
-    /// Feed `input` in pieces of `step` bytes; collect (kind, bytes, len, end).
+    /// Feed `input` in pieces of `step` bytes; collect (kind, bytes, end).
     fn frames(input: &[u8], step: usize, max: usize) -> Vec<(String, Vec<u8>, u64)> {
-        let mut framer = Framer::new(max, 0);
+        let mut framer = Framer::new(max, 0, 0);
         let mut out = Vec::new();
         let mut push = |f: Frame<'_>| match f {
-            Frame::Line { bytes, end } => out.push((String::from("line"), bytes.to_vec(), end)),
-            Frame::Overlong { head, len, end } => {
+            Frame::Line { bytes, end, .. } => out.push((String::from("line"), bytes.to_vec(), end)),
+            Frame::Overlong { head, len, end, .. } => {
                 out.push((format!("overlong {len}"), head.to_vec(), end))
             }
         };
@@ -256,19 +287,32 @@ mod tests {
 
     #[test]
     fn offsets_continue_from_start() {
-        let mut framer = Framer::new(100, 1000);
+        let mut framer = Framer::new(100, 1000, 7);
         framer.space()[..5].copy_from_slice(b"ab\ncd");
         framer.filled(5);
         assert_eq!(
             framer.next_frame(),
             Some(Frame::Line {
                 bytes: b"ab",
-                end: 1003
+                end: 1003,
+                line: 8,
             })
         );
         assert_eq!(framer.next_frame(), None);
         assert!(framer.has_partial());
         assert_eq!(framer.offset(), 1003);
+    }
+
+    #[test]
+    fn line_numbers_count_empty_lines_and_the_unterminated_last() {
+        let mut framer = Framer::new(100, 0, 0);
+        framer.space()[..11].copy_from_slice(b"a\n\nb\r\n\nlast");
+        framer.filled(11);
+        assert_eq!(framer.next_frame().map(|f| f.line()), Some(1));
+        assert_eq!(framer.next_frame().map(|f| f.line()), Some(3));
+        assert_eq!(framer.next_frame(), None);
+        assert_eq!(framer.finish().map(|f| f.line()), Some(5));
+        assert_eq!(framer.finish(), None);
     }
 
     #[test]

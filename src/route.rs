@@ -40,8 +40,8 @@ pub struct Router {
     meta_host: Option<Arc<str>>,
     /// Scratch for the idempotency id.
     id: String,
-    /// Scratch for the offset header.
-    offset: String,
+    /// Scratch for the line and offset headers.
+    numbers: String,
 }
 
 impl Router {
@@ -61,7 +61,7 @@ impl Router {
             label,
             meta_host: meta_host.map(Arc::from),
             id: String::new(),
-            offset: String::new(),
+            numbers: String::new(),
         }
     }
 
@@ -95,28 +95,32 @@ impl Router {
         });
         let mark = position.map(|p| p.mark);
         let offset = position.map(|p| p.mark.offset);
-        let meta_headers = match &self.meta_host {
-            Some(host) => {
-                self.offset.clear();
-                if let Some(offset) = offset {
-                    let _ = write!(self.offset, "{offset}");
-                }
-                vec![
-                    ("cdrship.host", host.as_bytes()),
-                    ("cdrship.source", self.label.as_bytes()),
-                    ("cdrship.offset", self.offset.as_bytes()),
-                ]
+        let number = frame.line();
+        let mut headers: Vec<(&str, &[u8])> = Vec::new();
+        if let Some(host) = &self.meta_host {
+            // One scratch string holds the line number, then the offset.
+            self.numbers.clear();
+            let _ = write!(self.numbers, "{number}");
+            let split = self.numbers.len();
+            if let Some(offset) = offset {
+                let _ = write!(self.numbers, "{offset}");
             }
-            None => Vec::new(),
-        };
-        let headers = match offset {
-            Some(_) => &meta_headers[..],
-            None => &meta_headers[..meta_headers.len().min(2)],
-        };
+            let (line_text, offset_text) = self.numbers.as_bytes().split_at(split);
+            headers.extend([
+                ("cdrship.host", host.as_bytes()),
+                ("cdrship.source", self.label.as_bytes()),
+                ("cdrship.line", line_text),
+            ]);
+            if offset.is_some() {
+                headers.push(("cdrship.offset", offset_text));
+            }
+        }
+        let headers = &headers[..];
         let keyed = self.mapper.keyed();
         let origin = Origin {
             source: &self.label,
             offset,
+            line: number,
         };
         let (line, reject) = match frame {
             Frame::Line { bytes, .. } => match self.mapper.map(bytes, origin) {

@@ -319,3 +319,28 @@ fn header_names_columns_across_restart_and_rotation() {
     run.stop();
     assert_eq!(reader.stored(), want.len() as i64);
 }
+
+#[test]
+fn line_numbers_and_offsets_continue_after_a_restart() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "line-numbers");
+    append(&f.path, "a\nb\n\nc\n");
+    let extra = ["-f", "json", "--columns", "v", "--meta", "--host-id", "pbx"];
+    let mut run = f.start_with(&broker, &extra);
+    let reader = broker.reader(&f.topic);
+    let mut got = Vec::new();
+    let meta = |v: &str, offset: u64, line: u64| {
+        let source = f.path.display();
+        format!(
+            r#"{{"v":"{v}","_host":"pbx","_source":"{source}","_offset":{offset},"_line":{line}}}"#
+        )
+    };
+    let mut want = vec![meta("a", 2, 1), meta("b", 4, 2), meta("c", 7, 4)];
+    expect(&reader, &mut got, &want);
+    run.stop();
+    append(&f.path, "d\n");
+    want.push(meta("d", 9, 5));
+    let mut run = f.start_with(&broker, &extra);
+    expect(&reader, &mut got, &want);
+    run.stop();
+}

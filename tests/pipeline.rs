@@ -213,6 +213,7 @@ fn meta_goes_into_headers_for_raw_and_fields_for_json() {
     let got = broker.reader(&topic).read(1);
     assert_eq!(got[0].header("cdrship.host").as_deref(), Some("pbx7"));
     assert_eq!(got[0].header("cdrship.source").as_deref(), Some("stdin"));
+    assert_eq!(got[0].header("cdrship.line").as_deref(), Some("1"));
 
     let topic = broker.topic("meta-json", 1);
     let args = [
@@ -227,13 +228,16 @@ fn meta_goes_into_headers_for_raw_and_fields_for_json() {
         "pbx7",
     ];
     let mut run = cdrship(&broker, &args);
-    run.feed(b"x,1\n");
+    run.feed(b"x,1\n\ny,2\n");
     run.close_stdin();
     assert!(run.wait().success(), "{}", run.log());
-    let got = broker.reader(&topic).read(1);
+    let got = broker.reader(&topic).read(2);
     assert_eq!(
-        got[0].text(),
-        r#"{"a":"x","b":1,"_host":"pbx7","_source":"stdin"}"#
+        texts(&got),
+        [
+            r#"{"a":"x","b":1,"_host":"pbx7","_source":"stdin","_line":1}"#,
+            r#"{"a":"y","b":2,"_host":"pbx7","_source":"stdin","_line":3}"#
+        ]
     );
 }
 

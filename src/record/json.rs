@@ -31,6 +31,8 @@ pub struct MetaFields<'a> {
     pub source: &'a str,
     /// Byte offset just after the line in a followed file.
     pub offset: Option<u64>,
+    /// 1-based line number in the file or stream.
+    pub line: u64,
 }
 
 impl ObjectWriter {
@@ -105,10 +107,9 @@ impl ObjectWriter {
             field(out, "_host", |out| string(out, meta.host));
             field(out, "_source", |out| string(out, meta.source));
             if let Some(offset) = meta.offset {
-                field(out, "_offset", |out| {
-                    out.extend_from_slice(offset.to_string().as_bytes())
-                });
+                field(out, "_offset", |out| number(out, offset));
             }
+            field(out, "_line", |out| number(out, meta.line));
         }
         if let Some(raw) = raw {
             // The exact line: as text if it is UTF-8, else base64.
@@ -135,6 +136,10 @@ fn field(out: &mut Vec<u8>, name: &str, value: impl FnOnce(&mut Vec<u8>)) {
     out.push(b',');
     out.extend_from_slice(&key_prefix(name));
     value(out);
+}
+
+fn number(out: &mut Vec<u8>, n: u64) {
+    write!(out, "{n}").expect("writing to a Vec cannot fail");
 }
 
 fn string(out: &mut Vec<u8>, text: &str) {

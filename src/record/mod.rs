@@ -66,6 +66,8 @@ pub struct Origin<'a> {
     pub source: &'a str,
     /// Offset just after the line in a followed file.
     pub offset: Option<u64>,
+    /// 1-based line number in the file or stream.
+    pub line: u64,
 }
 
 /// A mapped message, borrowing the line or the mapper's output buffer.
@@ -209,6 +211,7 @@ impl Mapper {
             host,
             source: origin.source,
             offset: origin.offset,
+            line: origin.line,
         });
         writer.write(fields, meta, lossy.then_some(line), &mut self.out)?;
         let key = self
@@ -231,6 +234,7 @@ mod tests {
     const STDIN: Origin<'static> = Origin {
         source: "stdin",
         offset: None,
+        line: 1,
     };
 
     fn json(columns: Columns) -> JsonFormat {
@@ -372,13 +376,14 @@ mod tests {
         let origin = Origin {
             source: "/var/log/asterisk/cdr-csv/Master.csv",
             offset: Some(42),
+            line: 3,
         };
         let got = m.map(b"7,alice", origin).unwrap().unwrap();
         let v: serde_json::Value = serde_json::from_slice(got.value).unwrap();
         assert_eq!(
             v["payload"],
             serde_json::json!({"id": 7, "name": "alice", "_host": "pbx1",
-                "_source": "/var/log/asterisk/cdr-csv/Master.csv", "_offset": 42})
+                "_source": "/var/log/asterisk/cdr-csv/Master.csv", "_offset": 42, "_line": 3})
         );
         assert_eq!(v["schema"]["type"], "struct");
         assert_eq!(

@@ -115,6 +115,7 @@ mod tests {
         let origin = Origin {
             source: "test",
             offset: None,
+            line: 1,
         };
         let mapped = mapper
             .map(line, origin)

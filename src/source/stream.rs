@@ -27,7 +27,7 @@ pub async fn ship<R: AsyncRead + Unpin>(
     stop: &CancellationToken,
     idle: Option<Duration>,
 ) -> std::io::Result<End> {
-    let mut framer = Framer::new(max_line, 0);
+    let mut framer = Framer::new(max_line, 0, 0);
     let result = loop {
         let silence = async {
             match idle {

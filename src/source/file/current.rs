@@ -44,19 +44,21 @@ impl Current {
             file,
             id: FileId::of(&meta),
             generation,
-            framer: Framer::new(max_line, 0),
+            framer: Framer::new(max_line, 0, 0),
             head: Vec::new(),
         };
         current.refresh_head()?;
         Ok(Some((current, meta.len())))
     }
 
-    /// Continue reading at `offset`.
+    /// Continue reading at `offset`. Line numbers (`_line`) continue too:
+    /// the lines before `offset` are counted once, here.
     pub(super) fn seek(&mut self, offset: u64) -> Result<()> {
+        let lines = count_lines(&self.file, offset)?;
         self.file
             .seek(SeekFrom::Start(offset))
             .context("seeking the followed file")?;
-        self.framer.reset(offset);
+        self.framer.reset(offset, lines);
         Ok(())
     }
 
@@ -69,6 +71,24 @@ impl Current {
         }
         Ok(())
     }
+}
+
+/// Newlines in the first `upto` bytes of `file`.
+fn count_lines(file: &File, upto: u64) -> Result<u64> {
+    let mut buf = vec![0; 256 * 1024];
+    let (mut at, mut lines) = (0, 0);
+    while at < upto {
+        let want = buf.len().min((upto - at) as usize);
+        let n = match file.read_at(&mut buf[..want], at) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("counting lines of the followed file"),
+        };
+        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+        at += n as u64;
+    }
+    Ok(lines)
 }
 
 pub(super) fn read_head(file: &File) -> Result<Vec<u8>> {
