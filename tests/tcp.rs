@@ -192,3 +192,74 @@ fn socket_activation_serves_the_passed_listener() {
     assert_eq!(texts(&broker.reader(&topic).read(1)), ["via systemd"]);
     run.stop();
 }
+
+/// Peak resident memory of a process in KiB (VmHWM).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn garbage_peers_do_not_stop_others_and_memory_stays_bounded() {
+    let broker = Broker::start();
+    let topic = broker.topic("garbage", 4);
+    let mut run = cdrship(&broker, &["-t", &topic, "--listen", "127.0.0.1:0"]);
+    let addr = run.listening_on();
+
+    // A trickle: one byte at a time, never a newline, connection kept open.
+    let mut trickle = TcpStream::connect(addr).unwrap();
+    trickle.write_all(b"s").unwrap();
+    // Binary noise with NULs, and a 10 MB line without a newline.
+    let noise: Vec<u8> = (0..1_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut binary = TcpStream::connect(addr).unwrap();
+    binary.write_all(&noise).unwrap();
+    drop(binary);
+    let mut huge = TcpStream::connect(addr).unwrap();
+    huge.write_all(&vec![b'x'; 10 * 1024 * 1024]).unwrap();
+    drop(huge);
+    trickle.write_all(b"l").unwrap();
+
+    let mut good = TcpStream::connect(addr).unwrap();
+    good.write_all(common::numbered("good", 0..100).as_bytes())
+        .unwrap();
+    drop(good);
+    let reader = broker.reader(&topic);
+    let mut got_all = Vec::new();
+    // The noise is not UTF-8: compare what can be read of each value.
+    let lossy = |msgs: &[common::Msg]| -> Vec<String> {
+        msgs.iter()
+            .map(|m| String::from_utf8_lossy(&m.value).into_owned())
+            .collect()
+    };
+    wait_until("the good client's lines", || {
+        reader.poll_all(&mut got_all);
+        lossy(&got_all)
+            .iter()
+            .filter(|t| t.starts_with("good "))
+            .count()
+            == 100
+    });
+    let rejects = broker.reader(&format!("{topic}.rejects"));
+    let mut rejected = Vec::new();
+    wait_until("the 10 MB line's reject", || {
+        rejects.poll_all(&mut rejected);
+        rejected.iter().any(|m| {
+            m.header("cdrship.reject.reason")
+                .is_some_and(|r| r.starts_with("line of 10485760 bytes"))
+        })
+    });
+    // Bounded: a 10 MB line costs its 64 KiB head, not 10 MB of buffer
+    // (about 13 MiB peak here; buffering the line would pass 23 MiB).
+    let peak = peak_rss_kib(run.child.id());
+    assert!(peak < 20 * 1024, "peak RSS {peak} KiB");
+    trickle.write_all(b"ow\n").unwrap();
+    drop(trickle);
+    wait_until("the trickle's line", || {
+        reader.poll_all(&mut got_all);
+        lossy(&got_all).contains(&"slow".to_string())
+    });
+    run.stop();
+}

@@ -213,6 +213,18 @@ impl Reader {
         }
     }
 
+    /// Append every message available now (waiting at most 100 ms for
+    /// the first) to `out`.
+    pub fn poll_all(&self, out: &mut Vec<Msg>) {
+        loop {
+            let before = out.len();
+            self.poll_into(out);
+            if out.len() == before {
+                return;
+            }
+        }
+    }
+
     /// Append the next message to `out`, if one arrives within 100 ms.
     pub fn poll_into(&self, out: &mut Vec<Msg>) {
         let Some(result) = self.consumer.poll(Duration::from_millis(100)) else {
