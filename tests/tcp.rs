@@ -263,3 +263,32 @@ fn garbage_peers_do_not_stop_others_and_memory_stays_bounded() {
     });
     run.stop();
 }
+
+#[test]
+fn inetd_mode_reads_the_socket_on_stdin() {
+    let broker = Broker::start();
+    let topic = broker.topic("inetd", 1);
+    // As xinetd does: accept, then start cdrship with the socket as stdin.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut pbx = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (accepted, peer) = listener.accept().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cdrship"));
+    command
+        .args(["-b", broker.servers(), "-t", &topic])
+        .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+            accepted,
+        )))
+        .stderr(std::process::Stdio::piped());
+    let mut run = common::spawn(command);
+    pbx.write_all(b"from the pbx\nlast without newline")
+        .unwrap();
+    drop(pbx);
+    assert!(run.wait().success(), "{}", run.log());
+    assert!(
+        run.log().contains(&format!("socket from {peer}")),
+        "{}",
+        run.log()
+    );
+    let got = broker.reader(&topic).read(2);
+    assert_eq!(texts(&got), ["from the pbx", "last without newline"]);
+}

@@ -36,8 +36,11 @@ pub fn is_dev_null() -> bool {
     }
 }
 
-/// Ship stdin until EOF or `stop`.
+/// Ship stdin until EOF or `stop`. Under inetd stdin is the PBX's socket:
+/// keepalive notices a PBX that vanished without closing.
 pub async fn run(router: &mut Router, max_line: usize, stop: &CancellationToken) -> Result<()> {
+    // Not a socket (a pipe, a file): there is nothing to keep alive.
+    let _ = super::tcp::keepalive(&std::io::stdin());
     super::stream::ship(tokio::io::stdin(), router, max_line, stop, None)
         .await
         .map(drop)

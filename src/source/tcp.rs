@@ -32,6 +32,15 @@ pub struct ServeOptions {
     pub idle_timeout: Option<Duration>,
 }
 
+/// PBXs keep links open for days; keepalive notices a peer that vanished
+/// (a minute of silence, then probes every 10 s).
+pub fn keepalive(socket: &impl std::os::fd::AsFd) -> std::io::Result<()> {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(10));
+    socket2::SockRef::from(socket).set_tcp_keepalive(&keepalive)
+}
+
 /// Pending connections the kernel may hold for us (capped by
 /// `net.core.somaxconn`). A burst of PBXs reconnecting after a network
 /// blip must not overflow it; tokio's default is 128.
@@ -166,11 +175,7 @@ impl Server {
         mut router: Router,
         stop: &CancellationToken,
     ) {
-        // PBXs keep links open for days; keepalive notices a dead peer.
-        let keepalive = socket2::TcpKeepalive::new()
-            .with_time(Duration::from_secs(60))
-            .with_interval(Duration::from_secs(10));
-        if let Err(e) = socket2::SockRef::from(&socket).set_tcp_keepalive(&keepalive) {
+        if let Err(e) = keepalive(&socket) {
             warn!("{peer}: cannot enable TCP keepalive: {e}");
         }
         let idle = self.options.idle_timeout;
