@@ -38,8 +38,11 @@ pub struct Router {
     label: String,
     /// Host id when metadata goes into headers.
     meta_host: Option<Arc<str>>,
-    /// Scratch for the idempotency id.
+    /// Scratch for the idempotency id: `file@` then the offset.
     id: String,
+    /// The file `id` starts with, and that prefix's length.
+    id_file: Option<FileId>,
+    id_prefix: usize,
     /// Scratch for the line and offset headers.
     numbers: String,
 }
@@ -61,6 +64,8 @@ impl Router {
             label,
             meta_host: meta_host.map(Arc::from),
             id: String::new(),
+            id_file: None,
+            id_prefix: 0,
             numbers: String::new(),
         }
     }
@@ -89,8 +94,15 @@ impl Router {
     /// Send one frame; `position` is where it sits in a followed file.
     pub async fn route(&mut self, frame: Frame<'_>, position: Option<Position<'_>>) {
         let id = position.map(|p| {
-            self.id.clear();
-            let _ = write!(self.id, "{}@{}", p.file, p.mark.offset);
+            // The file part is formatted once per file, the offset per line.
+            if self.id_file != Some(*p.file) {
+                self.id.clear();
+                let _ = write!(self.id, "{}@", p.file);
+                self.id_file = Some(*p.file);
+                self.id_prefix = self.id.len();
+            }
+            self.id.truncate(self.id_prefix);
+            let _ = write!(self.id, "{}", p.mark.offset);
             self.id.as_str()
         });
         let mark = position.map(|p| p.mark);
