@@ -81,6 +81,14 @@ pub struct Mapped<'a> {
     pub lossy: bool,
 }
 
+impl From<SplitError> for Reject {
+    fn from(error: SplitError) -> Self {
+        match error {
+            SplitError::UnbalancedQuotes => Reject::BadCsv("unbalanced quotes"),
+        }
+    }
+}
+
 /// Maps lines to messages; one per task, since it reuses buffers.
 #[derive(Debug, Clone)]
 pub struct Mapper {
@@ -148,9 +156,7 @@ impl Mapper {
             return Ok(());
         };
         let (text, _) = charset.decode_without_bom_handling(line);
-        let found = self.splitter.split(text.as_bytes()).map_err(|e| match e {
-            SplitError::UnbalancedQuotes => Reject::BadCsv("unbalanced quotes"),
-        })?;
+        let found = self.splitter.split(text.as_bytes())?;
         let names: Vec<&str> = (0..found)
             .map(|i| std::str::from_utf8(self.splitter.field(i)).map(str::trim))
             .collect::<Result<_, _>>()
@@ -182,9 +188,7 @@ impl Mapper {
         let columns = writer.columns();
         let (found, emitted) = match &columns.fixed {
             None => {
-                let found = self.splitter.split(text.as_bytes()).map_err(|e| match e {
-                    SplitError::UnbalancedQuotes => Reject::BadCsv("unbalanced quotes"),
-                })?;
+                let found = self.splitter.split(text.as_bytes())?;
                 (found, found)
             }
             Some(ranges) => (
