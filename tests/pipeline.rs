@@ -14,9 +14,7 @@ fn stdin_raw_is_byte_exact() {
     let topic = broker.topic("stdin-raw", 1);
     let mut run = cdrship(&broker, &["-t", &topic]);
     // CRLF stripped, empty lines skipped, non-UTF-8 kept, last line unterminated.
-    run.feed(b"\"a\",\"b\"\r\n\n\r\ncp1251 \xcf\xe5\xf2\xf0\xee\xe2\n\xff\x00\x01\nlast line");
-    run.close_stdin();
-    assert!(run.wait().success(), "{}", run.log());
+    run.feed_all(b"\"a\",\"b\"\r\n\n\r\ncp1251 \xcf\xe5\xf2\xf0\xee\xe2\n\xff\x00\x01\nlast line");
     let reader = broker.reader(&topic);
     let values: Vec<Vec<u8>> = reader.read(4).into_iter().map(|m| m.value).collect();
     let want: Vec<&[u8]> = vec![
@@ -46,9 +44,7 @@ fn stdin_json_matches_the_expected_sample() {
             "uniqueid",
         ],
     );
-    run.feed(include_bytes!("../examples/Master.csv"));
-    run.close_stdin();
-    assert!(run.wait().success(), "{}", run.log());
+    run.feed_all(include_bytes!("../examples/Master.csv"));
     let expected: Vec<&str> = include_str!("../examples/Master.expected.jsonl")
         .lines()
         .collect();
@@ -82,9 +78,7 @@ fn malformed_and_overlong_lines_go_to_the_reject_topic_with_a_reason() {
     );
     let long = "9,".to_string() + &"x".repeat(100);
     let input = format!("1,alice\n2\n\"3,bob\nx4,carol\n{long}\n5,dave\n");
-    run.feed(input.as_bytes());
-    run.close_stdin();
-    assert!(run.wait().success(), "{}", run.log());
+    run.feed_all(input.as_bytes());
     let good = broker.reader(&topic).read(2);
     assert_eq!(
         texts(&good),
@@ -207,9 +201,7 @@ fn meta_goes_into_headers_for_raw_and_fields_for_json() {
     let broker = Broker::start();
     let topic = broker.topic("meta", 1);
     let mut run = cdrship(&broker, &["-t", &topic, "--meta", "--host-id", "pbx7"]);
-    run.feed(b"line\n");
-    run.close_stdin();
-    assert!(run.wait().success(), "{}", run.log());
+    run.feed_all(b"line\n");
     let got = broker.reader(&topic).read(1);
     assert_eq!(got[0].header("cdrship.host").as_deref(), Some("pbx7"));
     assert_eq!(got[0].header("cdrship.source").as_deref(), Some("stdin"));
@@ -228,9 +220,7 @@ fn meta_goes_into_headers_for_raw_and_fields_for_json() {
         "pbx7",
     ];
     let mut run = cdrship(&broker, &args);
-    run.feed(b"x,1\n\ny,2\n");
-    run.close_stdin();
-    assert!(run.wait().success(), "{}", run.log());
+    run.feed_all(b"x,1\n\ny,2\n");
     let got = broker.reader(&topic).read(2);
     assert_eq!(
         texts(&got),

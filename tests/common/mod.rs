@@ -411,6 +411,14 @@ impl Cdrship {
         }
     }
 
+    /// Write `bytes`, close stdin and expect a clean exit: every line
+    /// delivered.
+    pub fn feed_all(&mut self, bytes: &[u8]) {
+        self.feed(bytes);
+        self.close_stdin();
+        assert!(self.wait().success(), "{}", self.log());
+    }
+
     /// Write all of `bytes` to stdin.
     pub fn feed(&mut self, bytes: &[u8]) {
         use std::io::Write as _;
