@@ -61,6 +61,8 @@ pub struct Counts {
     pub lossy: u64,
     /// Sent without a key because the `--key` field was empty or absent.
     pub keyless: u64,
+    /// Given up at shutdown before the spool could take them.
+    pub unspooled: u64,
 }
 
 /// Line events worth counting that are not deliveries.
@@ -70,6 +72,8 @@ pub enum Note {
     Lossy,
     /// See [`Counts::keyless`].
     Keyless,
+    /// See [`Counts::unspooled`].
+    Unspooled,
 }
 
 /// Shared between sources (which register lines) and the producer's
@@ -109,14 +113,31 @@ impl Tracker {
 
     /// Register a line about to be produced; returns its sequence number.
     pub fn begin(&self, mark: Option<Mark>, rejected: bool, bytes: usize) -> u64 {
+        let known = || Ok::<_, std::convert::Infallible>(mark);
+        match self.begin_with(known, rejected, bytes) {
+            Ok(seq) => seq,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Register a line whose mark `place` decides (the spool writes it),
+    /// under the tracker's lock: marks are then in sequence order. Nothing
+    /// is registered if `place` fails.
+    pub fn begin_with<E>(
+        &self,
+        place: impl FnOnce() -> Result<Option<Mark>, E>,
+        rejected: bool,
+        bytes: usize,
+    ) -> Result<u64, E> {
         let mut w = self.lock();
+        let mark = place()?;
         let seq = w.base + w.entries.len() as u64;
         w.entries.push_back((State::Pending, mark));
         w.pending += 1;
         w.counts.sent += 1;
         w.counts.bytes += bytes as u64;
         w.counts.rejected += u64::from(rejected);
-        seq
+        Ok(seq)
     }
 
     /// Count a line event.
@@ -125,6 +146,7 @@ impl Tracker {
         match note {
             Note::Lossy => w.counts.lossy += 1,
             Note::Keyless => w.counts.keyless += 1,
+            Note::Unspooled => w.counts.unspooled += 1,
         }
     }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::acker::Mark;
 
 /// Format version of the state file; bump when the layout changes.
-const VERSION: u32 = 1;
+pub const VERSION: u32 = 1;
 
 /// Identity of a file: device and inode survive renames; the fingerprint
 /// of its first line tells a re-created file that reuses the inode number

@@ -69,6 +69,21 @@ pub struct Cli {
     #[arg(long, env = "CDRSHIP_IDLE_TIMEOUT", value_parser = parse_secs)]
     pub idle_timeout: Option<Duration>,
 
+    /// Keep every line read from stdin or TCP in this directory until
+    /// Kafka acknowledged it; a restart sends what is left first. One
+    /// process per directory.
+    #[arg(long, env = "CDRSHIP_SPOOL_DIR", conflicts_with = "file")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// Most disk the spool may use (bytes; K, M, G suffixes).
+    #[arg(long, env = "CDRSHIP_SPOOL_MAX_BYTES", default_value = "1G", value_parser = parse_bytes)]
+    pub spool_max_bytes: u64,
+
+    /// When the spool is full: block (stop reading; TCP peers and pipes
+    /// wait) or reject (also close new TCP connections at once).
+    #[arg(long, env = "CDRSHIP_WHEN_FULL", value_enum, default_value_t = WhenFull::Block)]
+    pub when_full: WhenFull,
+
     /// Message value: the line as received (raw), a JSON object of its CSV
     /// fields (json, needs --preset or --columns), or that object in a
     /// Kafka Connect schema envelope (json-schema).
@@ -201,6 +216,24 @@ pub enum MetaAs {
     Headers,
 }
 
+/// The `--when-full` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WhenFull {
+    /// Stop reading until deliveries free space.
+    Block,
+    /// Block, and close new TCP connections while full.
+    Reject,
+}
+
+/// The durable spool's place and size.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Most bytes on disk.
+    pub max_bytes: u64,
+}
+
 /// Where lines come from; exactly one per process.
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
@@ -243,6 +276,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Tee delivered values to stdout.
     pub echo: bool,
+    /// The durable spool (stdin and TCP), if any.
+    pub spool: Option<SpoolConfig>,
     /// Host id for metadata headers (`--meta` as headers), if any.
     pub meta_headers: Option<String>,
     /// Prometheus endpoint address.
@@ -294,6 +329,7 @@ impl Cli {
                         allow: self.allow,
                         max_connections: self.max_connections,
                         idle_timeout: self.idle_timeout,
+                        refuse_when_full: self.when_full == WhenFull::Reject,
                     },
                 }
             }
@@ -323,6 +359,10 @@ impl Cli {
             max_line_bytes: self.max_line_bytes,
             shutdown_timeout: self.shutdown_timeout,
             echo: self.echo,
+            spool: self.spool_dir.map(|dir| SpoolConfig {
+                dir,
+                max_bytes: self.spool_max_bytes,
+            }),
             meta_headers,
             metrics: self.metrics,
             stats_interval: Some(self.stats_interval).filter(|d| !d.is_zero()),
@@ -380,6 +420,22 @@ fn parse_net(text: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("`{text}` is not an address or network (CIDR)"))
 }
 
+/// Bytes as `1048576`, `512K`, `64M` or `1G` (powers of 1024).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let (digits, shift) = match text.char_indices().last() {
+        Some((at, 'k' | 'K')) => (&text[..at], 10),
+        Some((at, 'm' | 'M')) => (&text[..at], 20),
+        Some((at, 'g' | 'G')) => (&text[..at], 30),
+        _ => (text, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("`{text}` is not a size in bytes (like 512M)"))
+}
+
 /// Seconds as `1.5` or `30s`.
 fn parse_secs(text: &str) -> Result<Duration, String> {
     text.strip_suffix('s')
@@ -433,6 +489,16 @@ mod tests {
     #[test]
     fn file_and_listen_are_exclusive() {
         assert!(config(&["--file", "x", "--listen", "127.0.0.1:1"]).is_err());
+    }
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_bytes("512K"), Ok(512 << 10));
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("1T").is_err());
+        assert!(parse_bytes("99999999999G").is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 const READ_CHUNK: usize = 256 * 1024;
 
 /// One framed unit of input.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame<'a> {
     /// A complete line without its `\n` / `\r\n`.
     Line {

@@ -2,7 +2,9 @@
 //!
 //! `main` parses the command line, sets up logging and signals, runs the
 //! pipeline and turns its summary into the exit code: 0 only when every
-//! line read was acknowledged by the broker.
+//! line read was acknowledged by the broker; 75 (EX_TEMPFAIL) when the
+//! undelivered ones are all kept in the spool; 1 when lines were lost or
+//! reading failed; 2 for a usage error.
 
 #[macro_use]
 mod log;
@@ -16,6 +18,7 @@ mod record;
 mod route;
 mod sink;
 mod source;
+mod spool;
 
 use std::process::ExitCode;
 
@@ -107,10 +110,24 @@ fn report(summary: &pipeline::Summary) -> ExitCode {
     if summary.all_delivered() {
         return ExitCode::SUCCESS;
     }
-    let lost = c.sent - c.delivered;
-    let why = summary.error.as_deref().unwrap_or("shutdown timeout");
+    if let Some(dir) = summary.spool.as_ref().filter(|_| summary.kept() > 0) {
+        warn!(
+            "{} lines not delivered yet are kept in the spool {}; the next start sends them first",
+            summary.kept(),
+            dir.display()
+        );
+    }
+    let lost = summary.lost();
+    let Some(why) = summary.error.as_deref() else {
+        if lost == 0 {
+            // EX_TEMPFAIL: nothing lost, delivery continues at the next start.
+            return ExitCode::from(75);
+        }
+        error!("{lost} of {} lines not delivered: shutdown timeout", c.sent);
+        return ExitCode::FAILURE;
+    };
     if lost == 0 {
-        // Everything read was delivered, but reading itself failed.
+        // Nothing lost, but reading or a delivery failed.
         error!("{why}");
     } else {
         error!("{lost} of {} lines not delivered: {why}", c.sent);

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::acker::{Counts, Tracker};
 use crate::sink::Sink;
+use crate::spool::Spool;
 
 /// What the numbers are read from.
 pub struct Sources {
@@ -25,6 +26,8 @@ pub struct Sources {
     pub tracker: Arc<Tracker>,
     /// Producer queue depth.
     pub sink: Arc<Sink>,
+    /// Spool size, when there is one.
+    pub spool: Option<Arc<Spool>>,
     /// `stdin`, `file` or `tcp`, as the `source` label.
     pub source: &'static str,
 }
@@ -93,6 +96,14 @@ impl Sources {
             "Lines read but not yet acknowledged.",
             in_flight,
         );
+        if let Some(spool) = &self.spool {
+            gauge(
+                &mut out,
+                "cdrship_spool_bytes",
+                "Bytes of spool segments on disk.",
+                i64::try_from(spool.bytes()).unwrap_or(i64::MAX),
+            );
+        }
         let queued = i64::from(self.sink.queued());
         gauge(
             &mut out,

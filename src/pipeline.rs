@@ -7,10 +7,11 @@
 //! delivery). At plain EOF cdrship waits as long as it takes: lines from a
 //! pipe or socket exist nowhere else, and the broker may come back.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::{Counts, Tracker};
@@ -20,6 +21,7 @@ use crate::metrics;
 use crate::route::Router;
 use crate::sink::Sink;
 use crate::source::{activation, file, stdin, tcp};
+use crate::spool::{Backlog, Spool};
 
 /// The outcome of a run.
 #[derive(Debug)]
@@ -30,6 +32,8 @@ pub struct Summary {
     pub undelivered: u64,
     /// Why lines were not delivered, or why reading stopped early.
     pub error: Option<String>,
+    /// The spool directory, when undelivered lines are kept there.
+    pub spool: Option<PathBuf>,
 }
 
 impl Summary {
@@ -37,17 +41,46 @@ impl Summary {
     pub fn all_delivered(&self) -> bool {
         self.counts.failed == 0 && self.undelivered == 0 && self.error.is_none()
     }
+
+    /// Lines read but not delivered and not kept in a spool either.
+    pub fn lost(&self) -> u64 {
+        let c = &self.counts;
+        match self.spool {
+            Some(_) => c.unspooled,
+            None => c.sent - c.delivered,
+        }
+    }
+
+    /// Undelivered lines kept in the spool for the next start.
+    pub fn kept(&self) -> u64 {
+        let c = &self.counts;
+        self.spool
+            .as_ref()
+            .map_or(0, |_| c.sent - c.delivered - c.unspooled)
+    }
 }
+
+/// With a spool, shutdown waits at most this long for the broker: what
+/// is not delivered by then is safe on disk.
+const SPOOLED_DRAIN: Duration = Duration::from_secs(2);
 
 /// Run until the source ends or `stop` is cancelled.
 pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
     let tracker = Arc::new(Tracker::new(stop.clone()));
     let abort = CancellationToken::new();
+    let (spool, backlog) = match &config.spool {
+        Some(spool) => {
+            let (opened, backlog) = Spool::open(&spool.dir, spool.max_bytes)?;
+            info!("spooling lines in {} until delivered", spool.dir.display());
+            (Some(Arc::new(opened)), Some(backlog))
+        }
+        None => (None, None),
+    };
     let sink = Arc::new(Sink::new(
         &config.kafka,
-        config.topic.clone(),
-        config.reject_topic.clone(),
+        (config.topic.clone(), config.reject_topic.clone()),
         tracker.clone(),
+        spool.clone(),
         config.echo,
         abort.clone(),
     )?);
@@ -83,6 +116,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
         let sources = Arc::new(metrics::Sources {
             tracker: tracker.clone(),
             sink: sink.clone(),
+            spool: spool.clone(),
             source: match config.source {
                 SourceConfig::Stdin => "stdin",
                 SourceConfig::File { .. } => "file",
@@ -95,13 +129,30 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
     if let Some(interval) = config.stats_interval {
         tokio::spawn(metrics::log_every(interval, tracker.clone(), done.clone()));
     }
+    if let Some(spool) = &spool {
+        tokio::spawn(commit_spool(spool.clone(), tracker.clone(), done.clone()));
+    }
 
-    let grace = grace_period(stop.clone(), config.shutdown_timeout);
+    let timeout = match spool {
+        Some(_) => config.shutdown_timeout.min(SPOOLED_DRAIN),
+        None => config.shutdown_timeout,
+    };
+    let grace = grace_period(stop.clone(), timeout);
     tokio::pin!(grace);
     let max_line = config.max_line_bytes;
     let meta = config.meta_headers.as_deref();
     let source_result = {
         let source = async {
+            if let Some(backlog) = backlog {
+                let router = Router::new(
+                    config.mapper.clone(),
+                    sink.clone(),
+                    max_line,
+                    String::new(),
+                    meta,
+                );
+                replay(backlog, router, &stop).await?;
+            }
             match &config.source {
                 SourceConfig::Stdin => {
                     let label = stdin::describe();
@@ -130,7 +181,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
                         String::new(),
                         meta,
                     );
-                    tcp::serve(listeners, &router, max_line, options, &stop).await;
+                    tcp::serve(listeners, &router, max_line, options, spool.clone(), &stop).await;
                     Ok(())
                 }
             }
@@ -150,18 +201,32 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
         () = tracker.wait_idle() => true,
         () = &mut grace => false,
     };
+    // Failures before the purge are real; the purge's own are not news.
+    let failure = tracker.first_error();
     if !drained {
-        warn!(
-            "shutdown timeout: {} lines still unacknowledged; purging them",
-            tracker.pending()
-        );
+        match &spool {
+            Some(spool) => info!(
+                "{} lines not acknowledged yet; they stay in the spool {}",
+                tracker.pending(),
+                spool.dir().display()
+            ),
+            None => warn!(
+                "shutdown timeout: {} lines still unacknowledged; purging them",
+                tracker.pending()
+            ),
+        }
         sink.purge();
     }
     if let Some(progress) = progress.as_mut() {
         progress.save(tracker.watermark())?;
     }
+    if let Some(spool) = &spool {
+        spool.commit(tracker.watermark())?;
+        spool.sync().context("syncing the spool")?;
+    }
     let error = match source_result {
         Err(e) => Some(format!("{e:#}")),
+        Ok(()) if spool.is_some() => failure,
         Ok(()) => tracker.first_error(),
     };
     // Every line is settled and progress saved: tearing the producer down
@@ -172,7 +237,49 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
         counts: tracker.counts(),
         undelivered: tracker.pending(),
         error,
+        spool: spool.map(|s| s.dir().to_owned()),
     })
+}
+
+/// Route what an earlier run spooled but never delivered, before any new
+/// line: the order of the stream is kept.
+async fn replay(backlog: Backlog, mut router: Router, stop: &CancellationToken) -> Result<()> {
+    let replayed = backlog.replay(&mut router, stop).await?;
+    if replayed.lines > 0 {
+        info!(
+            "spool: sending {} lines an earlier run left undelivered",
+            replayed.lines
+        );
+    }
+    if replayed.torn > 0 {
+        warn!(
+            "spool: {} torn records skipped (their writes were cut by a crash)",
+            replayed.torn
+        );
+    }
+    Ok(())
+}
+
+/// Save the spool's delivered position as the watermark moves, and flush
+/// the spool to disk every second; a failing disk is logged, not fatal
+/// (the worst outcome is re-sending lines after a restart).
+async fn commit_spool(spool: Arc<Spool>, tracker: Arc<Tracker>, done: CancellationToken) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = tracker.wait_advanced() => {
+                if let Err(e) = spool.commit(tracker.watermark()) {
+                    warn!("{e:#}");
+                }
+            }
+            _ = ticker.tick() => {
+                if let Err(e) = spool.sync() {
+                    warn!("spool: flushing to disk failed: {e}");
+                }
+            }
+            () = done.cancelled() => return,
+        }
+    }
 }
 
 /// Completes `timeout` after `stop` is cancelled.

@@ -93,20 +93,36 @@ impl Router {
 
     /// Send one frame; `position` is where it sits in a followed file.
     pub async fn route(&mut self, frame: Frame<'_>, position: Option<Position<'_>>) {
-        let id = position.map(|p| {
+        self.send(frame, position.map(|p| p.mark), position.map(|p| p.file))
+            .await;
+    }
+
+    /// Send a frame read back from the spool, as read from `source`;
+    /// `mark` is its place in the spool.
+    pub async fn replay(&mut self, frame: Frame<'_>, source: &str, mark: Mark) {
+        if self.label != source {
+            source.clone_into(&mut self.label);
+        }
+        self.send(frame, Some(mark), None).await;
+    }
+
+    /// Map and send `frame`; `mark` is its position (file or spool),
+    /// `file` the followed file it sits in.
+    async fn send(&mut self, frame: Frame<'_>, mark: Option<Mark>, file: Option<&FileId>) {
+        let id = mark.zip(file).map(|(mark, file)| {
             // The file part is formatted once per file, the offset per line.
-            if self.id_file != Some(*p.file) {
+            if self.id_file != Some(*file) {
                 self.id.clear();
-                let _ = write!(self.id, "{}@", p.file);
-                self.id_file = Some(*p.file);
+                let _ = write!(self.id, "{file}@");
+                self.id_file = Some(*file);
                 self.id_prefix = self.id.len();
             }
             self.id.truncate(self.id_prefix);
-            let _ = write!(self.id, "{}", p.mark.offset);
+            let _ = write!(self.id, "{}", mark.offset);
             self.id.as_str()
         });
-        let mark = position.map(|p| p.mark);
-        let offset = position.map(|p| p.mark.offset);
+        // Only a file offset means something to a consumer.
+        let offset = mark.filter(|_| file.is_some()).map(|m| m.offset);
         let number = frame.line();
         let mut headers: Vec<(&str, &[u8])> = Vec::new();
         if let Some(host) = &self.meta_host {
@@ -151,6 +167,8 @@ impl Router {
                         mark,
                         id,
                         headers,
+                        line: frame,
+                        source: &self.label,
                     };
                     self.sink.send(Dest::Main, msg).await;
                     return;
@@ -178,6 +196,8 @@ impl Router {
             mark,
             id,
             headers,
+            line: frame,
+            source: &self.label,
         };
         self.sink.send(Dest::Reject(&reason), msg).await;
     }

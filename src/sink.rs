@@ -20,7 +20,9 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::ClientContext;
 use tokio_util::sync::CancellationToken;
 
-use crate::acker::{Mark, Tracker};
+use crate::acker::{Mark, Note, Tracker};
+use crate::framing::Frame;
+use crate::spool::Spool;
 
 /// Header naming why a line went to the reject topic.
 pub const REJECT_REASON_HEADER: &str = "cdrship.reject.reason";
@@ -42,6 +44,10 @@ pub struct Outgoing<'a> {
     pub id: Option<&'a str>,
     /// Further headers (metadata).
     pub headers: &'a [(&'a str, &'a [u8])],
+    /// The line as framed, which the spool keeps until it is delivered.
+    pub line: Frame<'a>,
+    /// The source it was read from (kept with it in the spool).
+    pub source: &'a str,
 }
 
 /// Producer defaults; `-X` properties are appended after these and win.
@@ -115,20 +121,24 @@ pub struct Sink {
     tracker: Arc<Tracker>,
     topic: String,
     reject_topic: String,
+    /// Where lines without a position are kept until delivered.
+    spool: Option<Arc<Spool>>,
     /// Cancelled when the shutdown timeout expires: stop waiting for room.
     abort: CancellationToken,
 }
 
 impl Sink {
-    /// Create the producer from ordered `properties`.
+    /// Create the producer from ordered `properties`; with a `spool`,
+    /// every line that has no position yet is spooled before it is sent.
     pub fn new(
         properties: &[(String, String)],
-        topic: String,
-        reject_topic: String,
+        topics: (String, String),
         tracker: Arc<Tracker>,
+        spool: Option<Arc<Spool>>,
         echo: bool,
         abort: CancellationToken,
     ) -> Result<Self> {
+        let (topic, reject_topic) = topics;
         let mut config = ClientConfig::new();
         for (key, value) in properties {
             config.set(key, value);
@@ -145,6 +155,7 @@ impl Sink {
             tracker,
             topic,
             reject_topic,
+            spool,
             abort,
         })
     }
@@ -177,7 +188,9 @@ impl Sink {
             }));
         }
         let rejected = matches!(dest, Dest::Reject(_));
-        let seq = self.tracker.begin(msg.mark, rejected, msg.value.len());
+        let Some(seq) = self.begin(&msg, rejected).await else {
+            return;
+        };
         let mut record = BaseRecord::with_opaque_to(topic, seq as usize).payload(msg.value);
         if let Some(key) = msg.key {
             record = record.key(key);
@@ -209,13 +222,52 @@ impl Sink {
         }
     }
 
+    /// Register `msg` in the tracker, after spooling it if it has no
+    /// position yet: both under the tracker's lock, so spool order is
+    /// sequence order and the watermark is a spool position. A full or
+    /// failing spool makes the source wait (backpressure), never drops.
+    async fn begin(&self, msg: &Outgoing<'_>, rejected: bool) -> Option<u64> {
+        let len = msg.value.len();
+        let Some(spool) = self.spool.as_ref().filter(|_| msg.mark.is_none()) else {
+            return Some(self.tracker.begin(msg.mark, rejected, len));
+        };
+        let mut waited = false;
+        loop {
+            let spooled = || spool.append(msg.line, msg.source).map(Some);
+            let error = match self.tracker.begin_with(spooled, rejected, len) {
+                Ok(seq) => {
+                    if waited {
+                        info!("spool accepts lines again; reading resumed");
+                    }
+                    return Some(seq);
+                }
+                Err(error) => error,
+            };
+            if !waited {
+                warn!("{error}; reading paused until it takes lines again");
+                waited = true;
+            }
+            tokio::select! {
+                () = spool.wait_room(Duration::from_secs(1)) => {}
+                () = self.abort.cancelled() => {
+                    self.tracker.note(Note::Unspooled);
+                    let seq = self.tracker.begin(None, rejected, len);
+                    self.tracker.failed(seq, || {
+                        format!("shutdown timeout reached before the spool took the line: {error}")
+                    });
+                    return None;
+                }
+            }
+        }
+    }
+
     /// Messages in the producer's queue or in flight to the broker.
     pub fn queued(&self) -> i32 {
         self.producer.in_flight_count()
     }
 
     /// Count a line event in the tracker.
-    pub fn note(&self, note: crate::acker::Note) {
+    pub fn note(&self, note: Note) {
         self.tracker.note(note);
     }
 

@@ -233,31 +233,15 @@ fn meta_goes_into_headers_for_raw_and_fields_for_json() {
 
 #[test]
 fn metrics_endpoint_counts_lines() {
-    use std::io::Read as _;
     let broker = Broker::start();
     let topic = broker.topic("metrics", 1);
     let mut run = cdrship(&broker, &["-t", &topic, "--metrics", "127.0.0.1:0"]);
-    let line = run.wait_for_log("metrics on http://");
-    let addr = line
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .trim_end_matches("/metrics")
-        .to_owned();
     run.feed(b"a\nb\nc\n");
     broker.reader(&topic).read(3);
-    let scrape = || {
-        let mut http = TcpStream::connect(&addr).unwrap();
-        http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        http.read_to_string(&mut body).unwrap();
-        body
-    };
     wait_until("delivered counter", || {
-        scrape().contains("cdrship_lines_delivered_total{source=\"stdin\"} 3")
+        run.metric("cdrship_lines_delivered_total{source=\"stdin\"}") == Some(3)
     });
-    let body = scrape();
+    let body = run.metrics();
     assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
     assert!(
         body.contains("cdrship_lines_read_total{source=\"stdin\"} 3"),

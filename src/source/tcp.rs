@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use super::stream::End;
 use crate::route::Router;
+use crate::spool::Spool;
 
 /// How the server treats peers.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// Close a connection silent for this long.
     pub idle_timeout: Option<Duration>,
+    /// Close new connections at once while the spool is full.
+    pub refuse_when_full: bool,
 }
 
 /// PBXs keep links open for days; keepalive notices a peer that vanished
@@ -78,11 +81,13 @@ pub async fn serve(
     router: &Router,
     max_line: usize,
     options: &ServeOptions,
+    spool: Option<Arc<Spool>>,
     stop: &CancellationToken,
 ) {
     let server = Arc::new(Server {
         options: options.clone(),
         max_line,
+        spool: spool.filter(|_| options.refuse_when_full),
         slots: Arc::new(Semaphore::new(options.max_connections.max(1))),
         refused: AtomicU64::new(0),
         connections: TaskTracker::new(),
@@ -101,7 +106,7 @@ pub async fn serve(
     server.connections.wait().await;
     let refused = server.refused.load(Ordering::Relaxed);
     if refused > 0 {
-        info!("{refused} connections refused by --allow");
+        info!("{refused} connections refused (--allow, full spool)");
     }
 }
 
@@ -109,6 +114,8 @@ pub async fn serve(
 struct Server {
     options: ServeOptions,
     max_line: usize,
+    /// The spool, when new peers are refused while it is full.
+    spool: Option<Arc<Spool>>,
     /// One permit per connection being served.
     slots: Arc<Semaphore>,
     refused: AtomicU64,
@@ -138,6 +145,11 @@ impl Server {
                     if !self.allowed(&peer) {
                         self.refused.fetch_add(1, Ordering::Relaxed);
                         warn!("{peer}: refused, not in --allow");
+                        continue;
+                    }
+                    if self.spool.as_ref().is_some_and(|s| s.is_full()) {
+                        self.refused.fetch_add(1, Ordering::Relaxed);
+                        warn!("{peer}: refused, the spool is full (--when-full reject)");
                         continue;
                     }
                     let local = socket

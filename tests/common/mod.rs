@@ -362,6 +362,28 @@ impl Cdrship {
         line.rsplit(' ').next().unwrap().parse().expect("address")
     }
 
+    /// A scrape of the `--metrics` endpoint (needs `--metrics 127.0.0.1:0`).
+    pub fn metrics(&self) -> String {
+        use std::io::{Read as _, Write as _};
+        let line = self.wait_for_log("metrics on http://");
+        let addr = line.rsplit("http://").next().unwrap();
+        let addr = addr.trim_end_matches("/metrics");
+        let mut http = std::net::TcpStream::connect(addr).unwrap();
+        http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        http.read_to_string(&mut body).unwrap();
+        body
+    }
+
+    /// The value of one sample (`name{labels}`) of the metrics endpoint.
+    pub fn metric(&self, sample: &str) -> Option<u64> {
+        self.metrics().lines().find_map(|line| {
+            let value = line.strip_prefix(sample)?.strip_prefix(' ')?;
+            value.parse().ok()
+        })
+    }
+
     /// Everything logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
@@ -438,12 +460,17 @@ impl Drop for Cdrship {
     }
 }
 
+/// A local address where nothing listens (a broker that is down, for
+/// mock and real brokers alike).
+pub fn dead_address() -> String {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    closed.local_addr().unwrap().to_string()
+}
+
 /// Start cdrship against a broker address where nothing listens, with a
 /// short delivery timeout so undeliverable lines fail fast; stdin piped.
 pub fn cdrship_without_broker(args: &[&str]) -> Cdrship {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = closed.local_addr().unwrap().to_string();
-    drop(closed);
+    let addr = dead_address();
     let mut command = Command::new(env!("CARGO_BIN_EXE_cdrship"));
     command
         .args([

@@ -1,0 +1,413 @@
+//! The durable spool for stdin and TCP: lines that exist nowhere else (a
+//! PBX has no application-level acknowledgement, a pipe cannot replay)
+//! are appended to a local segment log before they are produced, and
+//! dropped from it only once Kafka acknowledged them.
+//!
+//! Segments are numbered files (`00000000000000000042.seg`); a record's
+//! position is a [`Mark`] whose generation is the segment number, so the
+//! tracker's in-order watermark says how far the spool is delivered. That
+//! watermark is saved like a file checkpoint (segment and offset, via
+//! [`Store`]); segments wholly before it are deleted. On start the rest is
+//! the [`Backlog`], produced before any new line.
+//!
+//! Appends go to the kernel at once (a SIGKILL loses nothing written) and
+//! are fsynced every second by the pipeline: a power loss can tear the
+//! last records, which the checksum catches on replay.
+
+mod record;
+mod replay;
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use tokio::sync::Notify;
+
+pub use replay::Backlog;
+
+use crate::acker::Mark;
+use crate::checkpoint::{FileId, State, Store, VERSION};
+use crate::framing::Frame;
+
+/// Largest segment; the spool frees space a segment at a time.
+const SEGMENT_BYTES: u64 = 4 << 20;
+
+/// Why a line could not be spooled (yet).
+#[derive(Debug)]
+pub enum AppendError {
+    /// `--spool-max-bytes` reached: wait for deliveries to free segments.
+    Full,
+    /// Writing failed (disk full, I/O error): retry later.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for AppendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppendError::Full => write!(f, "spool full (--spool-max-bytes)"),
+            AppendError::Io(e) => write!(f, "writing to the spool failed: {e}"),
+        }
+    }
+}
+
+/// One segment file on disk.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    number: u32,
+    size: u64,
+    id: FileId,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Oldest first; the last one is written to while `writer` is open.
+    segments: VecDeque<Segment>,
+    writer: Option<File>,
+    next: u32,
+    total: u64,
+    scratch: Vec<u8>,
+    committed: Option<Mark>,
+}
+
+/// An open spool directory (exclusively locked by this process).
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    store: Store,
+    max_bytes: u64,
+    segment_bytes: u64,
+    inner: Mutex<Inner>,
+    /// Held while the delivered position is saved.
+    saving: Mutex<()>,
+    /// Set while an append was refused for space; cleared when space frees.
+    full: AtomicBool,
+    freed: Notify,
+    /// Held for the life of the spool: one process per directory.
+    _lock: File,
+}
+
+impl Spool {
+    /// Open (or create) the spool in `dir`; returns it with the lines a
+    /// previous run left unacknowledged.
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<(Spool, Backlog)> {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("creating spool directory {}", dir.display()))?;
+        let lock = lock(dir)?;
+        let store = Store::new(dir, Path::new("spool"))?;
+        let saved = store.load()?;
+        let mut segments = list(dir)?;
+        let committed = saved.and_then(|state| committed_mark(&state, &segments));
+        // Wholly delivered segments go; the rest is the backlog.
+        let done = committed.map_or(0, |m| m.generation);
+        for segment in segments.iter().filter(|s| s.number < done) {
+            remove(&segment_path(dir, segment.number));
+        }
+        segments.retain(|s| s.number >= done);
+        let backlog = Backlog::new(
+            dir,
+            segments
+                .iter()
+                .map(|s| match committed {
+                    Some(m) if m.generation == s.number => (s.number, m.offset),
+                    _ => (s.number, 0),
+                })
+                .collect(),
+        );
+        let next = segments
+            .last()
+            .map(|s| s.number + 1)
+            // Numbers are never reused, so a saved position cannot name a
+            // future segment.
+            .max(committed.map(|m| m.generation + 1))
+            .unwrap_or(0);
+        let spool = Spool {
+            dir: dir.to_owned(),
+            store,
+            max_bytes,
+            segment_bytes: (max_bytes / 8).clamp(64 << 10, SEGMENT_BYTES),
+            inner: Mutex::new(Inner {
+                total: segments.iter().map(|s| s.size).sum(),
+                segments: segments.into(),
+                writer: None,
+                next,
+                scratch: Vec::new(),
+                committed,
+            }),
+            saving: Mutex::new(()),
+            full: AtomicBool::new(false),
+            freed: Notify::new(),
+            _lock: lock,
+        };
+        Ok((spool, backlog))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Append `frame` read from `source`; its position once written.
+    pub fn append(&self, frame: Frame<'_>, source: &str) -> Result<Mark, AppendError> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        inner.scratch.clear();
+        record::encode(frame, source, &mut inner.scratch);
+        let size = inner.scratch.len() as u64;
+        if inner.total > 0 && inner.total + size > self.max_bytes {
+            self.full.store(true, Ordering::Release);
+            return Err(AppendError::Full);
+        }
+        let rolled = inner
+            .segments
+            .back()
+            .is_none_or(|s| s.size >= self.segment_bytes);
+        if inner.writer.is_none() || rolled {
+            let number = inner.next;
+            let path = segment_path(&self.dir, number);
+            let file = File::options()
+                .create_new(true)
+                .append(true)
+                .open(&path)
+                .map_err(AppendError::Io)?;
+            let id = FileId::of(&file.metadata().map_err(AppendError::Io)?);
+            inner.next += 1;
+            inner.segments.push_back(Segment {
+                number,
+                size: 0,
+                id,
+            });
+            inner.writer = Some(file);
+        }
+        let writer = inner.writer.as_mut().expect("opened above");
+        if let Err(e) = writer.write_all(&inner.scratch) {
+            // Part of the record may be on disk: seal this segment (replay
+            // stops at the torn record) and start the next one afresh.
+            inner.writer = None;
+            return Err(AppendError::Io(e));
+        }
+        let segment = inner.segments.back_mut().expect("the writer's segment");
+        segment.size += size;
+        inner.total += size;
+        Ok(Mark {
+            generation: segment.number,
+            offset: segment.size,
+        })
+    }
+
+    /// Record that every line up to `mark` is delivered: save it, delete
+    /// the segments before it.
+    pub fn commit(&self, mark: Option<Mark>) -> Result<()> {
+        // One save at a time: they share the state file's temp file.
+        let _saving = self.saving.lock().unwrap_or_else(|e| e.into_inner());
+        let segment = {
+            let inner = self.lock();
+            let Some(mark) = mark.filter(|m| Some(*m) != inner.committed) else {
+                return Ok(());
+            };
+            let segment = inner.segments.iter().find(|s| s.number == mark.generation);
+            (
+                mark,
+                *segment.expect("a delivered mark's segment is kept until committed"),
+            )
+        };
+        let (mark, segment) = segment;
+        self.store.save(&State {
+            version: VERSION,
+            path: segment_path(&self.dir, segment.number),
+            file: segment.id,
+            offset: mark.offset,
+        })?;
+        let mut inner = self.lock();
+        inner.committed = Some(mark);
+        while let Some(old) = inner
+            .segments
+            .front()
+            .filter(|s| s.number < mark.generation)
+        {
+            let old = *old;
+            remove(&segment_path(&self.dir, old.number));
+            inner.total -= old.size;
+            inner.segments.pop_front();
+        }
+        if inner.total < self.max_bytes && self.full.swap(false, Ordering::AcqRel) {
+            info!("spool has room again");
+        }
+        drop(inner);
+        self.freed.notify_waiters();
+        Ok(())
+    }
+
+    /// Flush appended records to the disk (power-loss safety).
+    pub fn sync(&self) -> std::io::Result<()> {
+        let writer = self.lock().writer.as_ref().map(File::try_clone);
+        match writer {
+            Some(file) => file?.sync_data(),
+            None => Ok(()),
+        }
+    }
+
+    /// Wait until deliveries free space, at most `limit`.
+    pub async fn wait_room(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.freed.notified()).await;
+    }
+
+    /// Whether appends are being refused for space.
+    pub fn is_full(&self) -> bool {
+        self.full.load(Ordering::Acquire)
+    }
+
+    /// Bytes of segments on disk.
+    pub fn bytes(&self) -> u64 {
+        self.lock().total
+    }
+
+    /// The spool directory (for messages).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Take the directory's lock file, or say who holds it.
+fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join("lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "spool {} is in use by another cdrship (one process per spool directory)",
+            dir.display()
+        ),
+        Err(fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
+fn segment_path(dir: &Path, number: u32) -> PathBuf {
+    dir.join(format!("{number:020}.seg"))
+}
+
+/// Segments in `dir`, oldest first.
+fn list(dir: &Path) -> Result<Vec<Segment>> {
+    let mut segments = Vec::new();
+    let entries = fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let name = entry.file_name();
+        let Some(number) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".seg"))
+            .and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        let meta = entry
+            .metadata()
+            .with_context(|| format!("reading {}", entry.path().display()))?;
+        segments.push(Segment {
+            number,
+            size: meta.len(),
+            id: FileId::of(&meta),
+        });
+    }
+    segments.sort_by_key(|s| s.number);
+    Ok(segments)
+}
+
+/// The saved position, if it still names a segment on disk (the same
+/// file: a segment number is never reused, the inode check is a guard).
+fn committed_mark(state: &State, segments: &[Segment]) -> Option<Mark> {
+    let number = state
+        .path
+        .file_name()?
+        .to_str()?
+        .strip_suffix(".seg")?
+        .parse()
+        .ok()?;
+    let mark = Mark {
+        generation: number,
+        offset: state.offset,
+    };
+    match segments.iter().find(|s| s.number == number) {
+        Some(s) if s.id.same_inode(&state.file) => Some(mark),
+        Some(_) => {
+            warn!(
+                "spool: {} was replaced since its progress was saved; replaying it whole",
+                state.path.display()
+            );
+            None
+        }
+        // Delivered and deleted: every segment on disk is newer.
+        None => Some(mark),
+    }
+}
+
+/// Delete a delivered segment; a failure only costs disk space.
+fn remove(path: &Path) {
+    if let Err(e) = fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            warn!("spool: cannot delete {}: {e}", path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(bytes: &[u8]) -> Frame<'_> {
+        Frame::Line {
+            bytes,
+            end: 0,
+            line: 1,
+        }
+    }
+
+    #[test]
+    fn fills_up_frees_by_segment_and_resumes_after_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, backlog) = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert!(backlog.segments.is_empty());
+        let record = [b'x'; 1000];
+        let mut marks = Vec::new();
+        let refused = loop {
+            match spool.append(line(&record), "stdin") {
+                Ok(mark) => marks.push(mark),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(refused, AppendError::Full));
+        assert!(spool.is_full());
+        // 1 MiB in segments of 128 KiB.
+        let on_disk = list(dir.path()).unwrap();
+        assert_eq!(on_disk.len(), 8);
+        assert_eq!(spool.bytes(), on_disk.iter().map(|s| s.size).sum::<u64>());
+
+        let delivered = marks[marks.len() / 2];
+        spool.commit(Some(delivered)).unwrap();
+        assert!(!spool.is_full());
+        assert_eq!(list(dir.path()).unwrap()[0].number, delivered.generation);
+        assert!(spool.append(line(b"more"), "stdin").is_ok());
+        assert!(Spool::open(dir.path(), 1 << 20).is_err(), "locked");
+        drop(spool);
+
+        let (reopened, backlog) = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(
+            backlog.segments[0],
+            (delivered.generation, delivered.offset)
+        );
+        assert!(backlog.segments[1..].iter().all(|&(_, start)| start == 0));
+        // New lines go to a segment after everything replayed (0 to 7).
+        let next = reopened.append(line(b"new"), "stdin").unwrap();
+        assert_eq!(next.generation, 8);
+    }
+}

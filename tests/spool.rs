@@ -1,0 +1,159 @@
+//! The durable spool end to end: lines read from TCP or stdin while the
+//! broker is down survive SIGTERM, SIGKILL and a torn last write, and are
+//! delivered in order by the next start.
+//!
+//! "Broker down" is an address where nothing listens, so the same tests
+//! run against the mock cluster and a real broker (`KAFKA_BROKERS`).
+
+mod common;
+
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{cdrship, dead_address, numbered, spawn, texts, wait_until, Broker, Cdrship};
+
+/// cdrship with the broker down: `-b <dead> -t topic --spool-dir dir ARGS`.
+fn spooling_without_broker(topic: &str, dir: &Path, args: &[&str]) -> Cdrship {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cdrship"));
+    command
+        .args(["-b", &dead_address(), "-t", topic, "--spool-dir"])
+        .arg(dir)
+        .args(["--metrics", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    spawn(command)
+}
+
+/// Wait until `run` has read (and so spooled) `n` lines.
+fn wait_spooled(run: &Cdrship, source: &str, n: u64) {
+    let sample = format!("cdrship_lines_read_total{{source=\"{source}\"}}");
+    wait_until("lines spooled", || run.metric(&sample) == Some(n));
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn tcp_lines_survive_sigkill_while_the_broker_is_down() {
+    const LINES: usize = 10_000;
+    let broker = Broker::start();
+    let topic = broker.topic("spool-kill", 1);
+    let spool = tempfile::tempdir().unwrap();
+    let lines = numbered("call", 0..LINES);
+
+    let down = spooling_without_broker(&topic, spool.path(), &["--listen", "127.0.0.1:0"]);
+    let mut pbx = TcpStream::connect(down.listening_on()).unwrap();
+    pbx.write_all(lines.as_bytes()).unwrap();
+    drop(pbx);
+    wait_spooled(&down, "tcp", LINES as u64);
+    down.signal("KILL");
+
+    let mut up = cdrship(
+        &broker,
+        &[
+            "-t",
+            &topic,
+            "--listen",
+            "127.0.0.1:0",
+            "--spool-dir",
+            spool.path().to_str().unwrap(),
+        ],
+    );
+    let got = broker.reader(&topic).read(LINES);
+    assert_eq!(texts(&got), lines.lines().collect::<Vec<_>>());
+    up.wait_for_log(&format!("sending {LINES} lines an earlier run left"));
+    up.stop();
+}
+
+#[test]
+fn sigterm_with_the_broker_down_exits_promptly_keeping_the_lines() {
+    let broker = Broker::start();
+    let topic = broker.topic("spool-term", 1);
+    let spool = tempfile::tempdir().unwrap();
+    let before = numbered("before", 0..1000);
+
+    // A shutdown timeout far beyond the bound below: the spool, not the
+    // timeout, must be what lets cdrship go.
+    let mut down = spooling_without_broker(&topic, spool.path(), &["--shutdown-timeout", "120"]);
+    down.feed(before.as_bytes());
+    wait_spooled(&down, "stdin", 1000);
+    let asked = Instant::now();
+    down.terminate();
+    let status = down.wait();
+    assert!(asked.elapsed() < Duration::from_secs(30), "{}", down.log());
+    assert_eq!(status.code(), Some(75), "{}", down.log());
+    assert!(down
+        .log()
+        .contains("1000 lines not delivered yet are kept in the spool"));
+
+    let mut up = cdrship(
+        &broker,
+        &["-t", &topic, "--spool-dir", spool.path().to_str().unwrap()],
+    );
+    up.feed_all(b"after\n");
+    let got = broker.reader(&topic).read(1001);
+    let mut expected: Vec<_> = before.lines().collect();
+    expected.push("after");
+    assert_eq!(texts(&got), expected);
+}
+
+#[test]
+fn a_torn_last_record_is_skipped_on_start() {
+    let broker = Broker::start();
+    let topic = broker.topic("spool-torn", 1);
+    let spool = tempfile::tempdir().unwrap();
+    let lines = numbered("line", 0..100);
+
+    let down = spooling_without_broker(&topic, spool.path(), &[]);
+    let mut down = down;
+    down.feed(lines.as_bytes());
+    wait_spooled(&down, "stdin", 100);
+    down.signal("KILL");
+    down.wait();
+    // What a crash in the middle of the last append leaves: the record
+    // cut short, then zeros where the file system had allocated blocks.
+    let last = segments(spool.path()).pop().expect("a spool segment");
+    let len = std::fs::metadata(&last).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
+    file.set_len(len - 5).unwrap();
+    file.set_len(len + 4096).unwrap();
+    drop(file);
+
+    let mut up = cdrship(
+        &broker,
+        &["-t", &topic, "--spool-dir", spool.path().to_str().unwrap()],
+    );
+    up.feed_all(b"after\n");
+    let got = broker.reader(&topic).read(100);
+    let mut expected: Vec<_> = lines.lines().take(99).collect();
+    expected.push("after");
+    assert_eq!(texts(&got), expected);
+    assert!(up.log().contains("1 torn records skipped"), "{}", up.log());
+}
+
+#[test]
+fn one_process_per_spool_directory() {
+    let spool = tempfile::tempdir().unwrap();
+    let first = spooling_without_broker("t", spool.path(), &[]);
+    first.wait_for_log("spooling lines in");
+    let mut second = spooling_without_broker("t", spool.path(), &[]);
+    let status = second.wait();
+    assert!(!status.success());
+    assert!(
+        second.log().contains("is in use by another cdrship"),
+        "{}",
+        second.log()
+    );
+}
