@@ -64,8 +64,8 @@ pub struct Cli {
     #[arg(long, env = "CDRSHIP_MAX_CONNECTIONS", default_value_t = 256)]
     pub max_connections: usize,
 
-    /// Close a TCP connection silent for this many seconds (default: never;
-    /// PBXs keep links open for days).
+    /// Close a TCP connection (also an inetd socket on stdin) silent for
+    /// this many seconds (default: never; PBXs keep links open for days).
     #[arg(long, env = "CDRSHIP_IDLE_TIMEOUT", value_parser = parse_secs)]
     pub idle_timeout: Option<Duration>,
 
@@ -238,7 +238,10 @@ pub struct SpoolConfig {
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     /// Standard input: a pipe, a file, or an inetd socket.
-    Stdin,
+    Stdin {
+        /// Close an inetd socket silent for this long.
+        idle_timeout: Option<Duration>,
+    },
     /// A followed file.
     File {
         /// The path to follow (re-opened after rotation).
@@ -333,7 +336,9 @@ impl Cli {
                     },
                 }
             }
-            (None, _) => SourceConfig::Stdin,
+            (None, _) => SourceConfig::Stdin {
+                idle_timeout: self.idle_timeout,
+            },
         };
         if crate::source::activation::present() && (file_given || listen_given) {
             warn!("sockets passed by systemd (LISTEN_FDS) are ignored: --file or --listen is set");

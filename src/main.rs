@@ -37,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if matches!(config.source, cli::SourceConfig::Stdin) && source::stdin::is_dev_null() {
+    if matches!(config.source, cli::SourceConfig::Stdin { .. }) && source::stdin::is_dev_null() {
         // A unit or script that forgot its input; under systemd stdin is /dev/null.
         error!("stdin is /dev/null, nothing to ship: give --file or --listen, or pipe lines in");
         return ExitCode::from(2);

@@ -118,7 +118,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
             sink: sink.clone(),
             spool: spool.clone(),
             source: match config.source {
-                SourceConfig::Stdin => "stdin",
+                SourceConfig::Stdin { .. } => "stdin",
                 SourceConfig::File { .. } => "file",
                 SourceConfig::Listen { .. } => "tcp",
             },
@@ -141,31 +141,23 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
     tokio::pin!(grace);
     let max_line = config.max_line_bytes;
     let meta = config.meta_headers.as_deref();
+    let router_for =
+        |label| Router::new(config.mapper.clone(), sink.clone(), max_line, label, meta);
     let source_result = {
         let source = async {
             if let Some(backlog) = backlog {
-                let router = Router::new(
-                    config.mapper.clone(),
-                    sink.clone(),
-                    max_line,
-                    String::new(),
-                    meta,
-                );
-                replay(backlog, router, &stop).await?;
+                replay(backlog, router_for(String::new()), &stop).await?;
             }
             match &config.source {
-                SourceConfig::Stdin => {
+                SourceConfig::Stdin { idle_timeout } => {
                     let label = stdin::describe();
                     info!("shipping {label} to topic {}", config.topic);
-                    let mut router =
-                        Router::new(config.mapper.clone(), sink.clone(), max_line, label, meta);
-                    stdin::run(&mut router, max_line, &stop).await
+                    let mut router = router_for(label);
+                    stdin::run(&mut router, max_line, *idle_timeout, &stop).await
                 }
                 SourceConfig::File { path, options, .. } => {
                     info!("shipping {} to topic {}", path.display(), config.topic);
-                    let label = path.display().to_string();
-                    let mut router =
-                        Router::new(config.mapper.clone(), sink.clone(), max_line, label, meta);
+                    let mut router = router_for(path.display().to_string());
                     let follow = file::Follow {
                         path,
                         options: options.clone(),
@@ -174,13 +166,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
                     file::run(follow, &mut router, &tracker, progress.as_mut(), &stop).await
                 }
                 SourceConfig::Listen { options, .. } => {
-                    let router = Router::new(
-                        config.mapper.clone(),
-                        sink.clone(),
-                        max_line,
-                        String::new(),
-                        meta,
-                    );
+                    let router = router_for(String::new());
                     tcp::serve(listeners, &router, max_line, options, spool.clone(), &stop).await;
                     Ok(())
                 }

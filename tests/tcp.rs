@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 
-use common::{cdrship, texts, wait_until, Broker};
+use common::{cdrship, texts, wait_until, Broker, Cdrship};
 
 /// Connect to `to` from the local address `from`.
 fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
@@ -155,42 +155,73 @@ fn beyond_max_connections_peers_wait_until_a_slot_frees() {
     run.stop();
 }
 
+/// `systemd-socket-activate` (Debian's systemd package) listening on a
+/// free local port and starting cdrship with `args` on connection, with
+/// the sockets passed as systemd passes them in `mode`.
+fn socket_activated(broker: &Broker, mode: &[&str], args: &[&str]) -> (Cdrship, SocketAddr) {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let mut command = std::process::Command::new("systemd-socket-activate");
+    command
+        .arg(format!("--listen={addr}"))
+        .args(mode)
+        .args([env!("CARGO_BIN_EXE_cdrship"), "-b", broker.servers()])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let run = common::spawn(command);
+    run.wait_for_log(&format!("Listening on {addr}"));
+    (run, addr)
+}
+
 #[test]
-fn socket_activation_serves_the_passed_listener() {
-    use std::os::fd::AsRawFd as _;
+fn socket_activation_accept_no_serves_the_passed_listener() {
     let broker = Broker::start();
     let topic = broker.topic("activation", 1);
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    socket.listen(16).unwrap();
-    socket.set_cloexec(false).unwrap();
-    let addr = socket.local_addr().unwrap().as_socket().unwrap();
-    // As systemd does: the socket as fd 3, LISTEN_PID naming the process.
-    let script = format!(
-        "exec 3<&{fd}; LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" -b \"$1\" -t \"$2\"",
-        fd = socket.as_raw_fd()
-    );
-    let mut command = std::process::Command::new("bash");
-    command
-        .args([
-            "-c",
-            &script,
-            env!("CARGO_BIN_EXE_cdrship"),
-            broker.servers(),
-            &topic,
-        ])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let mut run = common::spawn(command);
-    run.wait_for_log("socket activation");
-    drop(socket);
-    let mut pbx = TcpStream::connect(addr).unwrap();
-    pbx.write_all(b"via systemd\n").unwrap();
-    drop(pbx);
-    assert_eq!(texts(&broker.reader(&topic).read(1)), ["via systemd"]);
+    let (mut run, addr) = socket_activated(&broker, &[], &["-t", &topic]);
+    for line in ["first pbx\n", "second pbx\n"] {
+        TcpStream::connect(addr)
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
+    }
+    let got = broker.reader(&topic).read(2);
+    let mut got = texts(&got);
+    got.sort();
+    assert_eq!(got, ["first pbx", "second pbx"]);
+    assert!(run.log().contains("(socket activation)"), "{}", run.log());
     run.stop();
+}
+
+#[test]
+fn socket_activation_accept_yes_reads_each_connection_on_stdin_until_idle() {
+    let broker = Broker::start();
+    let topic = broker.topic("inetd", 1);
+    let args = ["-t", &topic, "--idle-timeout", "1"];
+    let (run, addr) = socket_activated(&broker, &["--accept", "--inetd"], &args);
+    let mut pbx = TcpStream::connect(addr).unwrap();
+    let peer = pbx.local_addr().unwrap();
+    pbx.write_all(b"from the pbx\nlast without newline")
+        .unwrap();
+    drop(pbx);
+    let got = broker.reader(&topic).read(2);
+    assert_eq!(texts(&got), ["from the pbx", "last without newline"]);
+    run.wait_for_log(&format!("socket from {peer}"));
+    run.wait_for_log("2 lines read, 2 delivered");
+    // A PBX that connects and never sends is let go after --idle-timeout.
+    let _silent = TcpStream::connect(addr).unwrap();
+    run.wait_for_log("stdin: closed after --idle-timeout without data");
+}
+
+#[test]
+fn accept_yes_without_a_socket_on_stdin_is_explained() {
+    let broker = Broker::start();
+    let topic = broker.topic("accept-fd", 1);
+    let (run, addr) = socket_activated(&broker, &["--accept"], &["-t", &topic]);
+    TcpStream::connect(addr).unwrap().write_all(b"x\n").unwrap();
+    run.wait_for_log("is a connection, not a listening socket");
 }
 
 /// Peak resident memory of a process in KiB (VmHWM).
@@ -262,33 +293,4 @@ fn garbage_peers_do_not_stop_others_and_memory_stays_bounded() {
         lossy(&got_all).contains(&"slow".to_string())
     });
     run.stop();
-}
-
-#[test]
-fn inetd_mode_reads_the_socket_on_stdin() {
-    let broker = Broker::start();
-    let topic = broker.topic("inetd", 1);
-    // As xinetd does: accept, then start cdrship with the socket as stdin.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut pbx = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (accepted, peer) = listener.accept().unwrap();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cdrship"));
-    command
-        .args(["-b", broker.servers(), "-t", &topic])
-        .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
-            accepted,
-        )))
-        .stderr(std::process::Stdio::piped());
-    let mut run = common::spawn(command);
-    pbx.write_all(b"from the pbx\nlast without newline")
-        .unwrap();
-    drop(pbx);
-    assert!(run.wait().success(), "{}", run.log());
-    assert!(
-        run.log().contains(&format!("socket from {peer}")),
-        "{}",
-        run.log()
-    );
-    let got = broker.reader(&topic).read(2);
-    assert_eq!(texts(&got), ["from the pbx", "last without newline"]);
 }

@@ -2,7 +2,7 @@
 //! file descriptors 3.. with `LISTEN_PID`/`LISTEN_FDS` (the sd_listen_fds
 //! protocol, implemented here rather than linking libsystemd).
 
-use std::os::fd::{FromRawFd as _, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd as _, RawFd};
 
 use anyhow::{bail, Context as _, Result};
 
@@ -32,8 +32,16 @@ pub fn listeners() -> Result<Vec<tokio::net::TcpListener>> {
     (FIRST_FD..FIRST_FD + fds)
         .map(|fd| {
             // SAFETY: by the sd_listen_fds protocol, descriptors 3..3+n
-            // are open listening sockets handed to this process, and
-            // nothing else in cdrship owns them.
+            // are open sockets handed to this process, and nothing else in
+            // cdrship owns them.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+            if let Ok(false) = socket2::SockRef::from(&borrowed).is_listener() {
+                bail!(
+                    "fd {fd} passed by systemd is a connection, not a listening socket: \
+                     with Accept=yes set StandardInput=socket (cdrship reads the connection on stdin)"
+                );
+            }
+            // SAFETY: as above; ownership moves to the listener.
             let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
             listener
                 .set_nonblocking(true)

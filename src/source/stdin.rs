@@ -3,10 +3,12 @@
 
 use std::net::TcpStream;
 use std::os::fd::AsFd as _;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use tokio_util::sync::CancellationToken;
 
+use super::stream::End;
 use crate::route::Router;
 
 /// Where stdin comes from, for logs: the peer address if it is a socket.
@@ -37,12 +39,22 @@ pub fn is_dev_null() -> bool {
 }
 
 /// Ship stdin until EOF or `stop`. Under inetd stdin is the PBX's socket:
-/// keepalive notices a PBX that vanished without closing.
-pub async fn run(router: &mut Router, max_line: usize, stop: &CancellationToken) -> Result<()> {
-    // Not a socket (a pipe, a file): there is nothing to keep alive.
-    let _ = super::tcp::keepalive(&std::io::stdin());
-    super::stream::ship(tokio::io::stdin(), router, max_line, stop, None)
+/// keepalive notices a PBX that vanished without closing, and `idle`
+/// closes a silent one, as for a TCP connection. A pipe or file has no
+/// keepalive and no idle timeout: `tail -f` may be quiet for hours.
+pub async fn run(
+    router: &mut Router,
+    max_line: usize,
+    idle: Option<Duration>,
+    stop: &CancellationToken,
+) -> Result<()> {
+    let socket = super::tcp::keepalive(&std::io::stdin()).is_ok();
+    let idle = idle.filter(|_| socket);
+    let end = super::stream::ship(tokio::io::stdin(), router, max_line, stop, idle)
         .await
-        .map(drop)
-        .context("reading stdin")
+        .context("reading stdin")?;
+    if end == End::Idle {
+        info!("stdin: closed after --idle-timeout without data");
+    }
+    Ok(())
 }
