@@ -9,6 +9,7 @@
 #[macro_use]
 mod log;
 mod acker;
+mod args;
 mod checkpoint;
 mod cli;
 mod framing;
@@ -23,12 +24,11 @@ mod spool;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
-use clap::Parser as _;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     log::init(cli.log_level());
     let config = match cli.into_config() {
         Ok(config) => config,

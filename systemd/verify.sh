@@ -23,6 +23,15 @@ src=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# Documentation=man:cdrship(1) must resolve: use the page build.rs rendered
+# next to BINARY (an installed package brings its own).
+man=$(dirname "$bin")/assets/cdrship.1.gz
+if [ -f "$man" ]; then
+    mkdir -p "$tmp/man/man1"
+    cp "$man" "$tmp/man/man1/"
+    export MANPATH="$tmp/man:${MANPATH:-}"
+fi
+
 # The units as they will be installed, with the binary swapped in.
 # EnvironmentFile= paths stay: verify does not read them.
 for f in "$src"/*.service "$src"/*.socket; do
@@ -36,7 +45,7 @@ fi
 
 # What to verify: every unit, templates through an example instance.
 units=()
-for f in "$tmp"/*; do
+for f in "$tmp"/*.service "$tmp"/*.socket; do
     name=${f##*/}
     case "$name" in
         *@.service) units+=("${name%@.service}@asterisk.service") ;;

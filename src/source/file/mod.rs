@@ -29,14 +29,7 @@ use current::{
 };
 use resume::open;
 
-/// Where a file without saved progress is read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StartAt {
-    /// The whole file: no CDR already in it is skipped.
-    Beginning,
-    /// Only lines appended from now on.
-    End,
-}
+use crate::args::StartAt;
 
 /// How a file is followed (from the command line).
 #[derive(Debug, Clone)]
