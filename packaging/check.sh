@@ -41,8 +41,10 @@ echo "== lintian"
 # each one kept is fine.
 lintian --fail-on error,warning --show-overrides "$deb"
 
-echo "== install"
+echo "== install (twice: the second is the upgrade path)"
 dpkg -i "$deb"
+dpkg -i "$deb"
+getent passwd cdrship >/dev/null || fail "user cdrship (for the xinetd examples) missing"
 version=$(/usr/bin/cdrship --version)
 echo "$version"
 [[ "$version" == "cdrship $(dpkg-deb --field "$deb" Version) (librdkafka "* ]] ||
