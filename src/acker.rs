@@ -1,20 +1,28 @@
-//! Delivery tracking: every line handed to the producer gets a sequence
-//! number; the delivery callback reports back here. The tracker keeps the
-//! counts the exit code is decided from and the *watermark*: the position
-//! of the last line that Kafka acknowledged together with every line before
-//! it. Only the watermark may ever reach a checkpoint, so progress is saved
-//! for delivered lines only, in order, whatever order acks arrive in.
+//! Delivery tracking: every line handed to the producer gets a ticket;
+//! the delivery callback reports back here. The tracker keeps the counts
+//! the exit code is decided from and the *watermark*: the position of the
+//! last line that Kafka acknowledged together with every line before it.
+//! Only the watermark may ever reach a checkpoint, so progress is saved for
+//! delivered lines only, in order, whatever order acks arrive in.
+//!
+//! Only lines with a position (a file offset, a spool record) enter the
+//! in-order window and its lock; stdin and TCP lines without a spool are
+//! counted with atomics alone. The sender and the delivery thread run at
+//! a million lines a second, and a shared lock per line was their largest
+//! cost after librdkafka itself.
 //!
 //! The first failed delivery cancels the pipeline: sources stop reading and
 //! the watermark never moves past the failed line.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use crate::latency::Histogram;
 
 /// A position in file mode: which opened file (generation) and the byte
 /// offset just after the line.
@@ -33,15 +41,22 @@ enum State {
     Failed,
 }
 
+/// One line with a position, in flight.
+#[derive(Debug)]
+struct Entry {
+    state: State,
+    mark: Mark,
+    /// When it was handed to the producer, if its latency is sampled.
+    sent: Option<Instant>,
+}
+
+/// The in-order window of lines with a position.
 #[derive(Debug, Default)]
 struct Window {
     /// Sequence number of `entries[0]`.
     base: u64,
-    entries: VecDeque<(State, Option<Mark>)>,
+    entries: VecDeque<Entry>,
     watermark: Option<Mark>,
-    pending: u64,
-    counts: Counts,
-    first_error: Option<String>,
 }
 
 /// Totals for the exit summary.
@@ -65,6 +80,30 @@ pub struct Counts {
     pub unspooled: u64,
 }
 
+/// The counts the sources write. Aligned apart from [`SettledCounters`]:
+/// sender and delivery thread each keep their own cache line instead of
+/// passing one back and forth for every line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct SentCounters {
+    sent: AtomicU64,
+    bytes: AtomicU64,
+    rejected: AtomicU64,
+    lossy: AtomicU64,
+    keyless: AtomicU64,
+    unspooled: AtomicU64,
+}
+
+/// The counts the delivery callback writes.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct SettledCounters {
+    /// Delivered or failed.
+    settled: AtomicU64,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+}
+
 /// Line events worth counting that are not deliveries.
 #[derive(Debug, Clone, Copy)]
 pub enum Note {
@@ -76,20 +115,45 @@ pub enum Note {
     Unspooled,
 }
 
+/// Tickets of lines without a position have this bit set; the rest of
+/// the ticket is their sampled send time (nanoseconds since the tracker
+/// started, plus one; 0 when not sampled). Other tickets are window
+/// sequence numbers.
+const UNPLACED: u64 = 1 << 63;
+
+/// Under load one line in this many has its latency measured (reading the
+/// clock twice per line costs more than the rest of the bookkeeping); on
+/// a quiet PBX every line is, since each finds nothing in flight.
+const SAMPLE_EVERY: u64 = 16;
+
 /// Shared between sources (which register lines) and the producer's
 /// delivery callback (which settles them).
 #[derive(Debug)]
 pub struct Tracker {
     window: Mutex<Window>,
-    /// Woken on a settled delivery while a sender waits for queue room.
+    sent: SentCounters,
+    settled: SettledCounters,
+    started: Instant,
+    latency: Mutex<Histogram>,
+    first_error: Mutex<Option<String>>,
+    /// Woken when `pending` drops to `room_at` while a sender waits for
+    /// queue room: a full queue resumes a batch at a time, not per line.
     progress: Notify,
+    room_at: AtomicU64,
     /// Senders waiting on `progress`; deliveries skip the wake-up when 0.
     waiting: AtomicUsize,
     /// Woken when the watermark moves.
     advanced: Notify,
-    /// Woken when nothing is pending.
+    /// Woken when nothing is pending, once someone waits for that.
     idle: Notify,
+    want_idle: AtomicBool,
     cancel: CancellationToken,
+}
+
+/// Lock `mutex`; a panic while holding it already aborted some bookkeeping,
+/// so keep going with the data rather than cascading.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Tracker {
@@ -97,31 +161,46 @@ impl Tracker {
     pub fn new(cancel: CancellationToken) -> Self {
         Tracker {
             window: Mutex::default(),
+            sent: SentCounters::default(),
+            settled: SettledCounters::default(),
+            started: Instant::now(),
+            latency: Mutex::default(),
+            first_error: Mutex::default(),
             progress: Notify::new(),
+            room_at: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
             advanced: Notify::new(),
             idle: Notify::new(),
+            want_idle: AtomicBool::new(false),
             cancel,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Window> {
-        // A panic while holding this lock already aborts the delivery
-        // bookkeeping; keep going with the data rather than cascading.
-        self.window.lock().unwrap_or_else(|e| e.into_inner())
+    /// Count a line handed to the producer; whether to sample its latency.
+    fn count_sent(&self, rejected: bool, bytes: usize) -> bool {
+        let n = self.sent.sent.fetch_add(1, Ordering::SeqCst);
+        self.sent.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        if rejected {
+            self.sent.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        n.is_multiple_of(SAMPLE_EVERY) || n == self.settled.settled.load(Ordering::Relaxed)
     }
 
-    /// Register a line about to be produced; returns its sequence number.
+    /// Register a line about to be produced; returns its ticket.
     pub fn begin(&self, mark: Option<Mark>, rejected: bool, bytes: usize) -> u64 {
-        let known = || Ok::<_, std::convert::Infallible>(mark);
-        match self.begin_with(known, rejected, bytes) {
-            Ok(seq) => seq,
-            Err(never) => match never {},
+        if mark.is_some() {
+            let known = || Ok::<_, std::convert::Infallible>(mark);
+            return match self.begin_with(known, rejected, bytes) {
+                Ok(ticket) => ticket,
+                Err(never) => match never {},
+            };
         }
+        let sampled = self.count_sent(rejected, bytes);
+        UNPLACED | if sampled { self.stamp() } else { 0 }
     }
 
     /// Register a line whose mark `place` decides (the spool writes it),
-    /// under the tracker's lock: marks are then in sequence order. Nothing
+    /// under the window's lock: marks are then in sequence order. Nothing
     /// is registered if `place` fails.
     pub fn begin_with<E>(
         &self,
@@ -129,72 +208,103 @@ impl Tracker {
         rejected: bool,
         bytes: usize,
     ) -> Result<u64, E> {
-        let mut w = self.lock();
-        let mark = place()?;
+        let mut w = lock(&self.window);
+        let Some(mark) = place()? else {
+            drop(w);
+            return Ok(self.begin(None, rejected, bytes));
+        };
+        let sampled = self.count_sent(rejected, bytes);
         let seq = w.base + w.entries.len() as u64;
-        w.entries.push_back((State::Pending, mark));
-        w.pending += 1;
-        w.counts.sent += 1;
-        w.counts.bytes += bytes as u64;
-        w.counts.rejected += u64::from(rejected);
+        w.entries.push_back(Entry {
+            state: State::Pending,
+            mark,
+            sent: sampled.then(Instant::now),
+        });
         Ok(seq)
+    }
+
+    /// Now, as an unplaced ticket's send time (never 0).
+    fn stamp(&self) -> u64 {
+        let nanos = self.started.elapsed().as_nanos();
+        u64::try_from(nanos)
+            .unwrap_or(UNPLACED - 1)
+            .min(UNPLACED - 2)
+            + 1
     }
 
     /// Count a line event.
     pub fn note(&self, note: Note) {
-        let mut w = self.lock();
-        match note {
-            Note::Lossy => w.counts.lossy += 1,
-            Note::Keyless => w.counts.keyless += 1,
-            Note::Unspooled => w.counts.unspooled += 1,
-        }
+        let counter = match note {
+            Note::Lossy => &self.sent.lossy,
+            Note::Keyless => &self.sent.keyless,
+            Note::Unspooled => &self.sent.unspooled,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The broker acknowledged line `seq`.
-    pub fn delivered(&self, seq: u64) {
-        let mut w = self.lock();
-        w.counts.delivered += 1;
-        self.settle(&mut w, seq, State::Done);
+    /// The broker acknowledged the line of `ticket`.
+    pub fn delivered(&self, ticket: u64) {
+        self.settled.delivered.fetch_add(1, Ordering::Relaxed);
+        self.settle(ticket, State::Done);
     }
 
-    /// Line `seq` will not be delivered; stop the pipeline.
-    pub fn failed(&self, seq: u64, error: impl FnOnce() -> String) {
-        let mut w = self.lock();
-        w.counts.failed += 1;
-        if w.first_error.is_none() {
-            w.first_error = Some(error());
-        }
-        self.settle(&mut w, seq, State::Failed);
-        drop(w);
+    /// The line of `ticket` will not be delivered; stop the pipeline.
+    pub fn failed(&self, ticket: u64, error: impl FnOnce() -> String) {
+        self.settled.failed.fetch_add(1, Ordering::Relaxed);
+        lock(&self.first_error).get_or_insert_with(error);
+        self.settle(ticket, State::Failed);
         self.cancel.cancel();
     }
 
-    fn settle(&self, w: &mut Window, seq: u64, state: State) {
+    fn settle(&self, ticket: u64, state: State) {
+        let sent = if ticket & UNPLACED != 0 {
+            let stamp = ticket & !UNPLACED;
+            (stamp != 0).then(|| self.started + Duration::from_nanos(stamp - 1))
+        } else {
+            self.settle_placed(ticket, state)
+        };
+        if let Some(sent) = sent.filter(|_| state == State::Done) {
+            lock(&self.latency).observe(sent.elapsed());
+        }
+        // Reading what the sender writes only when someone waits keeps
+        // this thread off the sender's cache line.
+        let settled = self.settled.settled.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.want_idle.load(Ordering::SeqCst) && settled == self.sent.sent.load(Ordering::SeqCst)
+        {
+            self.idle.notify_one();
+        }
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            let left = self.sent.sent.load(Ordering::Acquire) - settled;
+            if left <= self.room_at.load(Ordering::Acquire) {
+                self.progress.notify_one();
+            }
+        }
+    }
+
+    /// Settle window entry `seq`; move the watermark over what is done.
+    fn settle_placed(&self, seq: u64, state: State) -> Option<Instant> {
+        let mut w = lock(&self.window);
         let index = usize::try_from(seq - w.base).expect("in-flight window fits in memory");
-        w.entries[index].0 = state;
-        w.pending -= 1;
+        let entry = &mut w.entries[index];
+        entry.state = state;
+        let sent = entry.sent;
         let before = w.watermark;
-        while let Some(&(State::Done, mark)) = w.entries.front() {
+        while let Some(entry) = w.entries.front().filter(|e| e.state == State::Done) {
+            w.watermark = Some(entry.mark);
             w.entries.pop_front();
             w.base += 1;
-            if mark.is_some() {
-                w.watermark = mark;
-            }
         }
         if w.watermark != before {
             self.advanced.notify_one();
         }
-        if w.pending == 0 {
-            self.idle.notify_one();
-        }
-        if self.waiting.load(Ordering::Acquire) > 0 {
-            self.progress.notify_one();
-        }
+        sent
     }
 
-    /// Wait until some delivery settles (room in the producer queue), at
-    /// most `limit`.
+    /// Wait until deliveries made room in the producer queue (a quarter of
+    /// what is in flight settled), at most `limit`.
     pub async fn wait_progress(&self, limit: Duration) {
+        let pending = self.pending();
+        self.room_at.store(pending - pending / 4, Ordering::Release);
         self.waiting.fetch_add(1, Ordering::AcqRel);
         let _ = tokio::time::timeout(limit, self.progress.notified()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
@@ -207,9 +317,10 @@ impl Tracker {
 
     /// Wait until nothing is in flight.
     pub async fn wait_idle(&self) {
+        self.want_idle.store(true, Ordering::SeqCst);
         loop {
             let idle = self.idle.notified();
-            if self.lock().pending == 0 {
+            if self.pending() == 0 {
                 return;
             }
             idle.await;
@@ -218,22 +329,40 @@ impl Tracker {
 
     /// Last position whose line and all lines before it were delivered.
     pub fn watermark(&self) -> Option<Mark> {
-        self.lock().watermark
+        lock(&self.window).watermark
     }
 
     /// Lines registered but not yet settled.
     pub fn pending(&self) -> u64 {
-        self.lock().pending
+        // Settled first: it never passes the sent count read after it.
+        let settled = self.settled.settled.load(Ordering::SeqCst);
+        self.sent.sent.load(Ordering::SeqCst) - settled
     }
 
     /// Totals so far.
     pub fn counts(&self) -> Counts {
-        self.lock().counts
+        let (s, d) = (&self.sent, &self.settled);
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Counts {
+            sent: get(&s.sent),
+            bytes: get(&s.bytes),
+            delivered: get(&d.delivered),
+            rejected: get(&s.rejected),
+            failed: get(&d.failed),
+            lossy: get(&s.lossy),
+            keyless: get(&s.keyless),
+            unspooled: get(&s.unspooled),
+        }
+    }
+
+    /// Delivery latencies so far (sampled, see [`SAMPLE_EVERY`]).
+    pub fn latency(&self) -> Histogram {
+        lock(&self.latency).clone()
     }
 
     /// The first delivery error, if any.
     pub fn first_error(&self) -> Option<String> {
-        self.lock().first_error.clone()
+        lock(&self.first_error).clone()
     }
 }
 

@@ -104,6 +104,11 @@ impl Sources {
                 i64::try_from(spool.bytes()).unwrap_or(i64::MAX),
             );
         }
+        self.tracker.latency().render(
+            "cdrship_delivery_latency_seconds",
+            "From handing a line to the producer to the broker's acknowledgement.",
+            &mut out,
+        );
         let queued = i64::from(self.sink.queued());
         gauge(
             &mut out,
