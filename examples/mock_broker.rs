@@ -2,9 +2,11 @@
 //! librdkafka's mock cluster in its own process.
 //!
 //! `cargo run --release --example mock_broker -- TOPIC [PARTITIONS]` prints
-//! the bootstrap address on stdout and serves until stdin closes.
+//! the bootstrap address on stdout and serves until stdin closes. A line
+//! `down` on stdin takes the broker down, `up` brings it back (outages for
+//! the benchmark's memory probe).
 
-use std::io::Read as _;
+use std::io::BufRead as _;
 
 use rdkafka::mocking::MockCluster;
 
@@ -16,6 +18,12 @@ fn main() -> anyhow::Result<()> {
     cluster.create_topic(&topic, partitions, 1)?;
     println!("{}", cluster.bootstrap_servers());
     // Serve until whoever started us closes our stdin.
-    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    for command in std::io::stdin().lock().lines() {
+        match command?.trim() {
+            "down" => cluster.broker_down(1)?,
+            "up" => cluster.broker_up(1)?,
+            other => eprintln!("mock_broker: unknown command {other:?} (down, up)"),
+        }
+    }
     Ok(())
 }

@@ -138,6 +138,10 @@ impl Cli {
             bail!("--max-line-bytes must be at least 1");
         }
         let mut kafka = crate::sink::default_properties(&self.brokers);
+        if self.metrics.is_some() {
+            // Broker state, round-trip times and errors for the endpoint.
+            kafka.push(("statistics.interval.ms".into(), "5000".into()));
+        }
         for prop in &self.property {
             let (key, value) = prop
                 .split_once('=')

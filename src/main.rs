@@ -13,6 +13,7 @@ mod args;
 mod checkpoint;
 mod cli;
 mod framing;
+mod kafka_stats;
 mod latency;
 mod metrics;
 mod pipeline;

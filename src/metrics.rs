@@ -8,6 +8,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,8 @@ pub struct Sources {
     pub sink: Arc<Sink>,
     /// Spool size, when there is one.
     pub spool: Option<Arc<Spool>>,
+    /// File mode: bytes behind the end of the followed file.
+    pub file_lag: Option<Arc<AtomicU64>>,
     /// `stdin`, `file` or `tcp`, as the `source` label.
     pub source: &'static str,
 }
@@ -103,6 +106,17 @@ impl Sources {
                 "Bytes of spool segments on disk.",
                 i64::try_from(spool.bytes()).unwrap_or(i64::MAX),
             );
+        }
+        if let Some(lag) = &self.file_lag {
+            gauge(
+                &mut out,
+                "cdrship_file_lag_bytes",
+                "Bytes of the followed file not yet delivered.",
+                i64::try_from(lag.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
+            );
+        }
+        if let Some(stats) = self.sink.kafka_stats() {
+            stats.render(&mut out);
         }
         self.tracker.latency().render(
             "cdrship_delivery_latency_seconds",

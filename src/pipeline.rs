@@ -8,6 +8,7 @@
 //! pipe or socket exist nowhere else, and the broker may come back.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,6 +110,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
         _ => Vec::new(),
     };
 
+    let file_lag = Arc::new(AtomicU64::new(0));
     // Metrics and stats outlive the source: they report the drain too.
     let done = CancellationToken::new();
     let _done_on_return = done.clone().drop_guard();
@@ -117,6 +119,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
             tracker: tracker.clone(),
             sink: sink.clone(),
             spool: spool.clone(),
+            file_lag: matches!(config.source, SourceConfig::File { .. }).then(|| file_lag.clone()),
             source: match config.source {
                 SourceConfig::Stdin { .. } => "stdin",
                 SourceConfig::File { .. } => "file",
@@ -162,6 +165,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
                         path,
                         options: options.clone(),
                         max_line,
+                        lag: &file_lag,
                     };
                     file::run(follow, &mut router, &tracker, progress.as_mut(), &stop).await
                 }

@@ -9,7 +9,7 @@
 //! only waits for queue space, so a slow or dead broker slows the reading.
 
 use std::io::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -17,11 +17,13 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::{Mark, Note, Tracker};
 use crate::framing::Frame;
+use crate::kafka_stats::KafkaStats;
 use crate::spool::Spool;
 
 /// Header naming why a line went to the reject topic.
@@ -72,15 +74,21 @@ pub fn default_properties(brokers: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// Settles deliveries in the tracker; optionally tees delivered values.
+/// Settles deliveries in the tracker; optionally tees delivered values;
+/// keeps the last statistics report.
 struct DeliveryContext {
     tracker: Arc<Tracker>,
     echo: bool,
+    stats: Mutex<Option<KafkaStats>>,
 }
 
 impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
         warn!("kafka: {error}: {reason}");
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Some(statistics.into());
     }
 
     /// librdkafka's own log (`-X debug=...` shows up with `-v`).
@@ -161,6 +169,7 @@ impl Sink {
         let context = DeliveryContext {
             tracker: tracker.clone(),
             echo,
+            stats: Mutex::default(),
         };
         let producer = config
             .create_with_context(context)
@@ -274,6 +283,12 @@ impl Sink {
                 }
             }
         }
+    }
+
+    /// The last librdkafka statistics report, if any came yet.
+    pub fn kafka_stats(&self) -> Option<KafkaStats> {
+        let stats = self.producer.context().stats.lock();
+        stats.unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Messages in the producer's queue or in flight to the broker.

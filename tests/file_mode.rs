@@ -344,3 +344,26 @@ fn line_numbers_and_offsets_continue_after_a_restart() {
     expect(&reader, &mut got, &want);
     run.stop();
 }
+
+#[test]
+fn metrics_report_file_lag_latency_and_broker_state() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "file-metrics");
+    append(&f.path, &numbered("m", 0..3));
+    let mut run = f.start_with(&broker, &["--metrics", "127.0.0.1:0"]);
+    broker.reader(&f.topic).read(3);
+    wait_until("lag back to 0 with 3 lines delivered", || {
+        run.metric("cdrship_file_lag_bytes") == Some(0)
+            && run.metric("cdrship_lines_delivered_total{source=\"file\"}") == Some(3)
+    });
+    // The first line of a quiet stream is always timed.
+    let timed = run.metric("cdrship_delivery_latency_seconds_count");
+    assert!(timed.is_some_and(|n| n >= 1), "{}", run.metrics());
+    // librdkafka reports statistics every 5 s with --metrics.
+    wait_until("broker statistics", || {
+        run.metrics()
+            .lines()
+            .any(|l| l.starts_with("cdrship_kafka_broker_up{") && l.ends_with("} 1"))
+    });
+    run.stop();
+}

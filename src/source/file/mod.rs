@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +51,8 @@ pub struct Follow<'a> {
     pub options: FollowOptions,
     /// Longest line.
     pub max_line: usize,
+    /// Bytes of the current file not yet delivered, for the metrics.
+    pub lag: &'a AtomicU64,
 }
 
 /// Follow `cfg.path` until `stop`, routing every line with its position.
@@ -135,6 +138,7 @@ pub async fn run(
             return Ok(());
         }
         save(&mut progress, tracker, &current);
+        cfg.lag.store(lag(tracker, &current), Ordering::Relaxed);
         match path_state(cfg.path, &current) {
             PathState::Replaced => {
                 // Lines appended to the old file before the rename are read
@@ -206,6 +210,16 @@ fn save(progress: &mut Option<&mut Progress>, tracker: &Tracker, current: &Curre
         if let Err(e) = p.save(tracker.watermark()) {
             warn!("{e:#}");
         }
+    }
+}
+
+/// Bytes of the current file behind the delivered position (all of it
+/// while the watermark is still in an older file).
+fn lag(tracker: &Tracker, current: &Current) -> u64 {
+    let len = current.file.metadata().map_or(0, |m| m.len());
+    match tracker.watermark() {
+        Some(mark) if mark.generation == current.generation => len.saturating_sub(mark.offset),
+        _ => len,
     }
 }
 

@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""cdrship next to `kcat -P`, every mode, same broker, same run.
+
+Generates LINES realistic Asterisk Master.csv lines (the sample file with
+unique ids: quoted fields, Cyrillic names), starts librdkafka's mock cluster
+in its own process (examples/mock_broker.rs; or uses KAFKA_BROKERS), and runs
+ROUNDS alternating rounds of:
+
+  kcat      kcat -P from stdin, acks=all, idempotence, linger.ms=5
+  raw       cdrship from stdin, raw lines
+  json      cdrship from stdin, -f json --preset asterisk-cdr
+  file      cdrship --file on the lines already on disk, saving progress
+  tcp-1     cdrship --listen, the lines over one connection
+  tcp-16    cdrship --listen, the lines over 16 connections
+
+stdin modes are timed by /usr/bin/time -v until exit (every line
+acknowledged); file and TCP modes from start until the metrics endpoint
+reports every line delivered. Then a memory probe: MEMLINES raw lines from
+stdin with the broker down for OUTAGE seconds in the middle; peak RSS.
+
+usage: bench/compare.py [LINES] [ROUNDS] [MEMLINES] [OUTAGE]
+       (defaults 1000000 3 10000000 60; MEMLINES 0 skips the probe)
+Prints a markdown table (also the machine) for bench/RESULTS.md.
+"""
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+LINES = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+MEMLINES = int(sys.argv[3]) if len(sys.argv) > 3 else 10_000_000
+OUTAGE = float(sys.argv[4]) if len(sys.argv) > 4 else 60
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CDRSHIP = os.path.join(ROOT, "target/release/cdrship")
+MOCK = os.path.join(ROOT, "target/release/examples/mock_broker")
+
+
+def generate(path, n):
+    sample = open(os.path.join(ROOT, "examples/Master.csv"), encoding="utf-8").read().splitlines()
+    with open(path, "w", encoding="utf-8") as out:
+        for i in range(n):
+            line = sample[i % len(sample)].rstrip("\r")
+            out.write(line.replace('"171', f'"{i}.171', 1) + "\n")
+
+
+def time_v(path):
+    """Wall seconds, CPU seconds and peak RSS (KiB) from /usr/bin/time -v."""
+    text = open(path).read()
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text))
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
+    parts = re.search(r"Elapsed \(wall clock\) time.*: ([\d:.]+)", text).group(1).split(":")
+    wall = 0.0
+    for part in parts:
+        wall = wall * 60 + float(part)
+    return wall, cpu, rss
+
+
+class Run:
+    """A command under /usr/bin/time -v, stderr collected."""
+
+    def __init__(self, work, args, stdin=subprocess.DEVNULL):
+        self.timing = os.path.join(work, "time.txt")
+        self.start = time.monotonic()
+        self.proc = subprocess.Popen(
+            ["/usr/bin/time", "-v", "-o", self.timing] + args,
+            stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.log = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.log.append(line)
+
+    def wait_log(self, pattern):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for line in list(self.log):
+                found = re.search(pattern, line)
+                if found:
+                    return found.group(1)
+            time.sleep(0.01)
+        sys.exit(f"never logged {pattern}: {''.join(self.log)}")
+
+    def terminate(self):
+        """SIGTERM to cdrship itself (time(1) would not pass it on)."""
+        pid = self.proc.pid
+        for child in open(f"/proc/{pid}/task/{pid}/children").read().split():
+            os.kill(int(child), 15)
+
+    def finish(self):
+        if self.proc.wait() not in (0,):
+            sys.exit(f"{self.proc.args} failed: {''.join(self.log)}")
+        self.reader.join()
+        return time_v(self.timing)
+
+
+def delivered(metrics):
+    with socket.create_connection(metrics) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        body = b""
+        while chunk := s.recv(65536):
+            body += chunk
+    found = re.search(rb"cdrship_lines_delivered_total\{[^}]*\} (\d+)", body)
+    return int(found.group(1)) if found else 0
+
+
+def until_delivered(run, n):
+    """Wall seconds from start until `n` lines are delivered; then stop."""
+    host, port = run.wait_log(r"metrics on http://([\d.:]+)/metrics").rsplit(":", 1)
+    metrics = (host, int(port))
+    while delivered(metrics) < n:
+        time.sleep(0.005)
+    wall = time.monotonic() - run.start
+    run.terminate()
+    _, cpu, rss = run.finish()
+    return wall, cpu, rss
+
+
+def stream(addr, path, connections):
+    """Send the lines of `path` over `connections` TCP connections."""
+    lines = open(path, "rb").read().splitlines(keepends=True)
+    chunks = [b"".join(lines[i::connections]) for i in range(connections)]
+
+    def send(chunk):
+        with socket.create_connection(addr) as s:
+            s.sendall(chunk)
+
+    threads = [threading.Thread(target=send, args=(c,)) for c in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def main():
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "cdrship",
+                    "--example", "mock_broker"], cwd=ROOT, check=True)
+    work = tempfile.mkdtemp()
+    data = os.path.join(work, "cdr.csv")
+    generate(data, LINES)
+    size = os.path.getsize(data)
+    brokers = os.environ.get("KAFKA_BROKERS")
+    broker = None
+    if not brokers:
+        broker = subprocess.Popen([MOCK, "bench", "4"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        brokers = broker.stdout.readline().strip()
+    base = [CDRSHIP, "-b", brokers, "-t", "bench"]
+
+    def stdin_mode(args):
+        with open(data, "rb") as f:
+            return Run(work, args, stdin=f).finish()
+
+    def file_mode():
+        state = tempfile.mkdtemp(dir=work)
+        run = Run(work, base + ["--file", data, "--state-dir", state, "--metrics", "127.0.0.1:0"])
+        return until_delivered(run, LINES)
+
+    def tcp_mode(connections):
+        run = Run(work, base + ["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        host, port = run.wait_log(r"listening on ([\d.:]+)").rsplit(":", 1)
+        threading.Thread(target=stream, args=((host, int(port)), data, connections)).start()
+        return until_delivered(run, LINES)
+
+    modes = [
+        ("kcat", lambda: stdin_mode(["kcat", "-P", "-b", brokers, "-t", "bench", "-X", "acks=all",
+                                     "-X", "enable.idempotence=true", "-X", "linger.ms=5"])),
+        ("raw", lambda: stdin_mode(base + ["-q"])),
+        ("json", lambda: stdin_mode(base + ["-q", "-f", "json", "--preset", "asterisk-cdr"])),
+        ("file", file_mode),
+        ("tcp-1", lambda: tcp_mode(1)),
+        ("tcp-16", lambda: tcp_mode(16)),
+    ]
+    results = {name: [] for name, _ in modes}
+    for _ in range(ROUNDS):
+        for name, measure in modes:
+            results[name].append(measure())
+
+    kcat_rate = LINES / (sum(r[0] for r in results["kcat"]) / ROUNDS)
+    print(f"{LINES} lines, {size / 1e6:.1f} MB, {ROUNDS} rounds alternating; broker "
+          f"{'KAFKA_BROKERS=' + brokers if broker is None else 'librdkafka mock cluster (own process, 4 partitions)'}; "
+          f"{os.cpu_count()} CPUs")
+    print()
+    print("| mode | lines/s | MB/s | x kcat | CPU s per M lines | peak RSS MiB |")
+    print("|---|--:|--:|--:|--:|--:|")
+    for name, _ in modes:
+        for wall, cpu, rss in results[name]:
+            rate = LINES / wall
+            print(f"| {name} | {rate:,.0f} | {size / wall / 1e6:.1f} | {rate / kcat_rate:.2f} | "
+                  f"{cpu / LINES * 1e6:.2f} | {rss / 1024:.0f} |")
+
+    if MEMLINES and broker is not None:
+        big = os.path.join(work, "big.csv")
+        generate(big, MEMLINES)
+
+        def outage():
+            time.sleep(2)
+            broker.stdin.write("down\n")
+            broker.stdin.flush()
+            time.sleep(OUTAGE)
+            broker.stdin.write("up\n")
+            broker.stdin.flush()
+
+        threading.Thread(target=outage, daemon=True).start()
+        with open(big, "rb") as f:
+            wall, cpu, rss = Run(work, base + ["-q"], stdin=f).finish()
+        print()
+        print(f"Memory probe: {MEMLINES:,} raw lines from stdin, broker down for {OUTAGE:.0f} s "
+              f"from second 2: all delivered in {wall:.1f} s, peak RSS {rss / 1024:.0f} MiB.")
+    if broker is not None:
+        broker.stdin.close()
+        broker.wait()
+
+
+if __name__ == "__main__":
+    main()
