@@ -65,8 +65,8 @@ pub fn default_properties(brokers: &str) -> Vec<(String, String)> {
         // Batch a few milliseconds: high throughput, still quick on a quiet PBX.
         ("linger.ms", "5"),
         // Bounded memory: when the queue is full, reading pauses.
-        ("queue.buffering.max.messages", "100000"),
-        ("queue.buffering.max.kbytes", "16384"),
+        ("queue.buffering.max.messages", "50000"),
+        ("queue.buffering.max.kbytes", "8192"),
         ("compression.codec", "none"),
     ]
     .iter()
