@@ -32,6 +32,22 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read at its start (the `MALLOC_CONF` environment
+/// variable still wins): one arena, since cdrship's few threads hand
+/// memory to each other anyway, and dirty pages returned within 100 ms,
+/// which keeps peak RSS near the producer queue's bound (26 MiB instead of
+/// 40-55 MiB) at no measured cost in throughput.
+#[export_name = "malloc_conf"]
+static MALLOC_CONF: ConfString =
+    ConfString(c"narenas:1,dirty_decay_ms:100,muzzy_decay_ms:0".as_ptr());
+
+/// A C string pointer jemalloc reads as `const char *malloc_conf`.
+#[repr(transparent)]
+struct ConfString(*const std::ffi::c_char);
+
+// SAFETY: the pointer is to a `'static` literal that nothing ever writes.
+unsafe impl Sync for ConfString {}
+
 use anyhow::{Context as _, Result};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;

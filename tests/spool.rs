@@ -157,3 +157,48 @@ fn one_process_per_spool_directory() {
         second.log()
     );
 }
+
+#[test]
+fn a_full_spool_pauses_reading_and_refuses_new_peers() {
+    let broker = Broker::start();
+    let topic = broker.topic("spool-full", 1);
+    let spool = tempfile::tempdir().unwrap();
+    let lines = numbered("full", 0..20_000);
+
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--spool-max-bytes",
+        "256K",
+        "--when-full",
+        "reject",
+    ];
+    let down = spooling_without_broker(&topic, spool.path(), &args);
+    let addr = down.listening_on();
+    // The PBX's writes block once cdrship stops reading: send from a thread.
+    let sent = lines.clone();
+    std::thread::spawn(move || {
+        let _ = TcpStream::connect(addr).and_then(|mut pbx| pbx.write_all(sent.as_bytes()));
+    });
+    down.wait_for_log("spool full (--spool-max-bytes); reading paused");
+    let mut late = TcpStream::connect(addr).unwrap();
+    down.wait_for_log("refused, the spool is full");
+    let mut byte = [0u8; 1];
+    assert_eq!(std::io::Read::read(&mut late, &mut byte).unwrap_or(0), 0);
+    let spooled = down
+        .metric("cdrship_lines_read_total{source=\"tcp\"}")
+        .unwrap();
+    let bytes = down.metric("cdrship_spool_bytes").unwrap();
+    assert!(spooled > 0 && spooled < 20_000, "{spooled} lines spooled");
+    assert!(bytes <= 256 << 10, "{bytes} bytes spooled");
+    down.signal("KILL");
+
+    let mut up = cdrship(
+        &broker,
+        &["-t", &topic, "--spool-dir", spool.path().to_str().unwrap()],
+    );
+    up.feed_all(b"");
+    let got = broker.reader(&topic).read(spooled as usize);
+    let expected: Vec<_> = lines.lines().take(spooled as usize).collect();
+    assert_eq!(texts(&got), expected);
+}
