@@ -53,6 +53,14 @@ impl Splitter {
         if bytecount_quotes(line) % 2 == 1 {
             return Err(SplitError::UnbalancedQuotes);
         }
+        if self.split_simple(line) {
+            return Ok(self.ends.len());
+        }
+        Ok(self.split_quoted(line))
+    }
+
+    /// Split with csv-core: every quoting case RFC 4180 allows.
+    fn split_quoted(&mut self, line: &[u8]) -> usize {
         self.reader.reset();
         if self.out.len() < line.len() {
             self.out.resize(line.len(), 0);
@@ -82,7 +90,45 @@ impl Splitter {
             }
         }
         // Field ends are relative to the start of this record's output.
-        Ok(nends)
+        nends
+    }
+
+    /// The common case without csv-core's byte-at-a-time state machine:
+    /// every field either unquoted without a `"`, or quoted (cdr_csv's
+    /// lines, nearly always). Returns false, buffers in any state, for
+    /// anything else (text after a closing quote, a quote inside an
+    /// unquoted field): csv-core splits that.
+    fn split_simple(&mut self, line: &[u8]) -> bool {
+        self.out.clear();
+        self.ends.clear();
+        let mut rest = line;
+        loop {
+            let after = if let Some(mut quoted) = rest.strip_prefix(b"\"") {
+                // `""` inside is one quote (every cdr_csv clid has some).
+                loop {
+                    let Some(close) = memchr::memchr(b'"', quoted) else {
+                        return false;
+                    };
+                    let escaped = quoted.get(close + 1) == Some(&b'"');
+                    self.out
+                        .extend_from_slice(&quoted[..close + usize::from(escaped)]);
+                    quoted = &quoted[close + 1 + usize::from(escaped)..];
+                    if !escaped {
+                        break quoted;
+                    }
+                }
+            } else {
+                let end = memchr::memchr2(b',', b'"', rest).unwrap_or(rest.len());
+                self.out.extend_from_slice(&rest[..end]);
+                &rest[end..]
+            };
+            self.ends.push(self.out.len());
+            match after.split_first() {
+                None => return true,
+                Some((b',', next)) => rest = next,
+                Some(_) => return false,
+            }
+        }
     }
 
     /// Cut `line` into fixed-width fields at `ranges` (offset, length),
@@ -163,6 +209,39 @@ mod tests {
         assert_eq!(splitter.split(b"a,b,c").unwrap(), 3);
         assert_eq!(splitter.split(b"\"x\"").unwrap(), 1);
         assert_eq!(splitter.field(0), b"x");
+    }
+
+    #[test]
+    fn the_fast_path_splits_as_csv_core_does() {
+        let lines: [&[u8]; 14] = [
+            b"a,b",
+            b"\"a\",b",
+            b"a\"b\",c",
+            b"\"a\"b,c",
+            b"\"a\"\"b\"",
+            b",",
+            b",,",
+            b"\"\",\"\"",
+            b"a,",
+            b" \"a\",b",
+            b"\"a,b\",\"c\"",
+            b"\"\"\"\"",
+            b"\"x\" ,y",
+            b"\"\xd0\x98\xd0\xb2\",1",
+        ];
+        let collect =
+            |s: &Splitter, n: usize| (0..n).map(|i| s.field(i).to_vec()).collect::<Vec<_>>();
+        for line in lines {
+            let (mut fast, mut core) = (Splitter::default(), Splitter::default());
+            let n = fast.split(line).unwrap();
+            let m = core.split_quoted(line);
+            assert_eq!(
+                collect(&fast, n),
+                collect(&core, m),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
     }
 
     #[test]

@@ -151,6 +151,15 @@ fn string(out: &mut Vec<u8>, text: &str) {
 /// included) is copied as it is, without validating each field again.
 fn escaped(out: &mut Vec<u8>, text: &[u8]) {
     out.push(b'"');
+    // Most CDR fields need no escape: check without branching per byte.
+    let plain = text.iter().fold(true, |plain, &b| {
+        plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
+    });
+    if plain {
+        out.extend_from_slice(text);
+        out.push(b'"');
+        return;
+    }
     let mut copied = 0;
     for (i, &byte) in text.iter().enumerate() {
         let escape: &[u8] = match byte {
