@@ -17,6 +17,7 @@ mod kafka_stats;
 mod latency;
 mod metrics;
 mod pipeline;
+mod progress_bar;
 mod record;
 mod route;
 mod sink;

@@ -19,6 +19,7 @@ use crate::acker::{Counts, Tracker};
 use crate::checkpoint::{Progress, Store};
 use crate::cli::{Config, SourceConfig};
 use crate::metrics;
+use crate::progress_bar;
 use crate::route::Router;
 use crate::sink::Sink;
 use crate::source::{activation, file, stdin, tcp};
@@ -132,6 +133,13 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
     if let Some(interval) = config.stats_interval {
         tokio::spawn(metrics::log_every(interval, tracker.clone(), done.clone()));
     }
+    let file = match &config.source {
+        SourceConfig::File { path, .. } => Some((path.clone(), file_lag.clone())),
+        _ => None,
+    };
+    let stdin = matches!(config.source, SourceConfig::Stdin { .. });
+    let bar = progress_bar::Input::interactive(stdin, file)
+        .map(|input| tokio::spawn(progress_bar::show(input, tracker.clone(), done.clone())));
     if let Some(spool) = &spool {
         tokio::spawn(commit_spool(spool.clone(), tracker.clone(), done.clone()));
     }
@@ -219,6 +227,11 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
         Ok(()) if spool.is_some() => failure,
         Ok(()) => tracker.first_error(),
     };
+    // The bar goes before the summary is logged.
+    done.cancel();
+    if let Some(bar) = bar {
+        let _ = bar.await;
+    }
     // Every line is settled and progress saved: tearing the producer down
     // (joining its poll thread, destroying librdkafka's broker threads)
     // would only delay the exit; the process ends right after this.

@@ -258,3 +258,36 @@ fn metrics_endpoint_counts_lines() {
     run.close_stdin();
     assert!(run.wait().success(), "{}", run.log());
 }
+
+#[test]
+fn a_terminal_shows_progress_a_pipe_does_not() {
+    let broker = Broker::start();
+    let topic = broker.topic("progress", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("Master.csv");
+    std::fs::write(&input, numbered("p", 0..20_000)).unwrap();
+    // `script` gives cdrship a terminal, as when an admin runs it by hand.
+    let command = format!(
+        "{} -b {} -t {topic} < {}",
+        env!("CARGO_BIN_EXE_cdrship"),
+        broker.servers(),
+        input.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (bsdutils)");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("% "), "no progress bar: {screen}");
+    assert!(
+        screen.contains("20000 lines read, 20000 delivered"),
+        "{screen}"
+    );
+    assert_eq!(broker.reader(&topic).read(20_000).len(), 20_000);
+
+    let mut piped = cdrship(&broker, &["-t", &topic]);
+    piped.feed_all(numbered("q", 0..10).as_bytes());
+    assert!(!piped.log().contains('%'), "{}", piped.log());
+}
