@@ -16,13 +16,14 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::latency::Histogram;
+use crate::sync::lock;
 
 /// A position in file mode: which opened file (generation) and the byte
 /// offset just after the line.
@@ -148,12 +149,6 @@ pub struct Tracker {
     idle: Notify,
     want_idle: AtomicBool,
     cancel: CancellationToken,
-}
-
-/// Lock `mutex`; a panic while holding it already aborted some bookkeeping,
-/// so keep going with the data rather than cascading.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Tracker {

@@ -23,6 +23,7 @@ mod route;
 mod sink;
 mod source;
 mod spool;
+mod sync;
 
 use std::process::ExitCode;
 

@@ -25,6 +25,7 @@ use crate::acker::{Mark, Note, Tracker};
 use crate::framing::Frame;
 use crate::kafka_stats::KafkaStats;
 use crate::spool::Spool;
+use crate::sync::lock;
 
 /// Header naming why a line went to the reject topic.
 pub const REJECT_REASON_HEADER: &str = "cdrship.reject.reason";
@@ -88,7 +89,7 @@ impl ClientContext for DeliveryContext {
     }
 
     fn stats(&self, statistics: Statistics) {
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Some(statistics.into());
+        *lock(&self.stats) = Some(statistics.into());
     }
 
     /// librdkafka's own log (`-X debug=...` shows up with `-v`).
@@ -287,8 +288,7 @@ impl Sink {
 
     /// The last librdkafka statistics report, if any came yet.
     pub fn kafka_stats(&self) -> Option<KafkaStats> {
-        let stats = self.producer.context().stats.lock();
-        stats.unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.producer.context().stats).clone()
     }
 
     /// Messages in the producer's queue or in flight to the broker.

@@ -22,7 +22,7 @@ use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -33,6 +33,7 @@ pub use replay::Backlog;
 use crate::acker::Mark;
 use crate::checkpoint::{FileId, State, Store, VERSION};
 use crate::framing::Frame;
+use crate::sync::lock;
 
 /// Largest segment; the spool frees space a segment at a time.
 const SEGMENT_BYTES: u64 = 4 << 20;
@@ -97,7 +98,7 @@ impl Spool {
     pub fn open(dir: &Path, max_bytes: u64) -> Result<(Spool, Backlog)> {
         fs::create_dir_all(dir)
             .with_context(|| format!("creating spool directory {}", dir.display()))?;
-        let lock = lock(dir)?;
+        let dir_lock = lock_dir(dir)?;
         let store = Store::new(dir, Path::new("spool"))?;
         let saved = store.load()?;
         let mut segments = list(dir)?;
@@ -141,18 +142,14 @@ impl Spool {
             saving: Mutex::new(()),
             full: AtomicBool::new(false),
             freed: Notify::new(),
-            _lock: lock,
+            _lock: dir_lock,
         };
         Ok((spool, backlog))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Append `frame` read from `source`; its position once written.
     pub fn append(&self, frame: Frame<'_>, source: &str) -> Result<Mark, AppendError> {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let inner = &mut *inner;
         inner.scratch.clear();
         record::encode(frame, source, &mut inner.scratch);
@@ -202,9 +199,9 @@ impl Spool {
     /// the segments before it.
     pub fn commit(&self, mark: Option<Mark>) -> Result<()> {
         // One save at a time: they share the state file's temp file.
-        let _saving = self.saving.lock().unwrap_or_else(|e| e.into_inner());
+        let _saving = lock(&self.saving);
         let segment = {
-            let inner = self.lock();
+            let inner = lock(&self.inner);
             let Some(mark) = mark.filter(|m| Some(*m) != inner.committed) else {
                 return Ok(());
             };
@@ -221,7 +218,7 @@ impl Spool {
             file: segment.id,
             offset: mark.offset,
         })?;
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         inner.committed = Some(mark);
         while let Some(old) = inner
             .segments
@@ -243,7 +240,7 @@ impl Spool {
 
     /// Flush appended records to the disk (power-loss safety).
     pub fn sync(&self) -> std::io::Result<()> {
-        let writer = self.lock().writer.as_ref().map(File::try_clone);
+        let writer = lock(&self.inner).writer.as_ref().map(File::try_clone);
         match writer {
             Some(file) => file?.sync_data(),
             None => Ok(()),
@@ -262,7 +259,7 @@ impl Spool {
 
     /// Bytes of segments on disk.
     pub fn bytes(&self) -> u64 {
-        self.lock().total
+        lock(&self.inner).total
     }
 
     /// The spool directory (for messages).
@@ -272,7 +269,7 @@ impl Spool {
 }
 
 /// Take the directory's lock file, or say who holds it.
-fn lock(dir: &Path) -> Result<File> {
+fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join("lock");
     let file = File::options()
         .create(true)
