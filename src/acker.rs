@@ -221,10 +221,7 @@ impl Tracker {
     /// Now, as an unplaced ticket's send time (never 0).
     fn stamp(&self) -> u64 {
         let nanos = self.started.elapsed().as_nanos();
-        u64::try_from(nanos)
-            .unwrap_or(UNPLACED - 1)
-            .min(UNPLACED - 2)
-            + 1
+        u64::try_from(nanos).map_or(UNPLACED - 1, |n| n.min(UNPLACED - 2) + 1)
     }
 
     /// Count a line event.

@@ -112,6 +112,10 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
     };
 
     let file_lag = Arc::new(AtomicU64::new(0));
+    let followed = match &config.source {
+        SourceConfig::File { path, .. } => Some(path),
+        _ => None,
+    };
     // Metrics and stats outlive the source: they report the drain too.
     let done = CancellationToken::new();
     let _done_on_return = done.clone().drop_guard();
@@ -120,7 +124,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
             tracker: tracker.clone(),
             sink: sink.clone(),
             spool: spool.clone(),
-            file_lag: matches!(config.source, SourceConfig::File { .. }).then(|| file_lag.clone()),
+            file_lag: followed.map(|_| file_lag.clone()),
             source: match config.source {
                 SourceConfig::Stdin { .. } => "stdin",
                 SourceConfig::File { .. } => "file",
@@ -133,10 +137,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
     if let Some(interval) = config.stats_interval {
         tokio::spawn(metrics::log_every(interval, tracker.clone(), done.clone()));
     }
-    let file = match &config.source {
-        SourceConfig::File { path, .. } => Some((path.clone(), file_lag.clone())),
-        _ => None,
-    };
+    let file = followed.map(|path| (path.clone(), file_lag.clone()));
     let stdin = matches!(config.source, SourceConfig::Stdin { .. });
     let bar = progress_bar::Input::interactive(stdin, file)
         .map(|input| tokio::spawn(progress_bar::show(input, tracker.clone(), done.clone())));

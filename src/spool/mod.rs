@@ -200,7 +200,7 @@ impl Spool {
     pub fn commit(&self, mark: Option<Mark>) -> Result<()> {
         // One save at a time: they share the state file's temp file.
         let _saving = lock(&self.saving);
-        let segment = {
+        let (mark, segment) = {
             let inner = lock(&self.inner);
             let Some(mark) = mark.filter(|m| Some(*m) != inner.committed) else {
                 return Ok(());
@@ -211,7 +211,6 @@ impl Spool {
                 *segment.expect("a delivered mark's segment is kept until committed"),
             )
         };
-        let (mark, segment) = segment;
         self.store.save(&State {
             version: VERSION,
             path: segment_path(&self.dir, segment.number),
