@@ -18,57 +18,80 @@ fn append(path: &Path, text: &str) {
     file.write_all(text.as_bytes()).unwrap();
 }
 
-/// Append `text` to `path` and expect its lines next.
-fn add(want: &mut Vec<String>, path: &Path, text: String) {
-    want.extend(text.lines().map(str::to_owned));
-    append(path, &text);
+/// The lines a test expects on a topic, in order, and what arrived so far.
+struct Expected {
+    reader: Reader,
+    got: Vec<common::Msg>,
+    want: Vec<String>,
 }
 
-/// Read until `got` holds `n` messages and check they are `want` in order.
-fn expect(reader: &Reader, got: &mut Vec<common::Msg>, want: &[String]) {
-    reader.read_more(got, want.len());
-    assert_eq!(texts(got), want);
+impl Expected {
+    fn new(broker: &Broker, topic: &str) -> Self {
+        Expected {
+            reader: broker.reader(topic),
+            got: Vec::new(),
+            want: Vec::new(),
+        }
+    }
+
+    /// Append `text` to `path` and expect its lines next.
+    fn add(&mut self, path: &Path, text: String) {
+        self.want.extend(text.lines().map(str::to_owned));
+        append(path, &text);
+    }
+
+    /// Expect `line` next (the test wrote it some other way).
+    fn push(&mut self, line: impl Into<String>) {
+        self.want.push(line.into());
+    }
+
+    /// Read until as many messages as expected arrived; check their order.
+    fn check(&mut self) {
+        self.reader.read_more(&mut self.got, self.want.len());
+        assert_eq!(texts(&self.got), self.want);
+    }
+
+    /// Nothing beyond the expected lines is stored on the topic.
+    fn nothing_more(&self) {
+        assert_eq!(self.reader.stored(), self.want.len() as i64);
+    }
 }
 
 #[test]
 fn rotated_while_stopped_finishes_the_old_file_first() {
     let broker = Broker::start();
     let f = Followed::new(&broker, 1, "rotated-stopped");
-    let mut want = Vec::new();
-    add(&mut want, &f.path, numbered("first-run", 0..50));
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("first-run", 0..50));
     let mut run = f.start(&broker);
-    let reader = broker.reader(&f.topic);
-    let mut got = Vec::new();
-    expect(&reader, &mut got, &want);
+    e.check();
     run.stop();
 
-    add(&mut want, &f.path, numbered("while-stopped", 0..10));
+    e.add(&f.path, numbered("while-stopped", 0..10));
     fs::rename(&f.path, f.sibling("Master.csv.1")).unwrap();
-    add(&mut want, &f.path, numbered("new-file", 0..20));
+    e.add(&f.path, numbered("new-file", 0..20));
     let mut run = f.start(&broker);
-    expect(&reader, &mut got, &want);
+    e.check();
     run.stop();
-    assert_eq!(reader.stored(), want.len() as i64);
+    e.nothing_more();
 }
 
 #[test]
 fn delete_and_recreate_while_stopped_reads_the_new_file_whole() {
     let broker = Broker::start();
     let f = Followed::new(&broker, 1, "recreated");
-    let mut want = Vec::new();
-    add(&mut want, &f.path, numbered("old", 0..10));
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("old", 0..10));
     let mut run = f.start(&broker);
-    let reader = broker.reader(&f.topic);
-    let mut got = Vec::new();
-    expect(&reader, &mut got, &want);
+    e.check();
     run.stop();
 
     // The new file is longer than the saved offset and may reuse the inode
     // number; its different first line must stop a resume mid-file.
     fs::remove_file(&f.path).unwrap();
-    add(&mut want, &f.path, numbered("recreated", 0..100));
+    e.add(&f.path, numbered("recreated", 0..100));
     let mut run = f.start(&broker);
-    expect(&reader, &mut got, &want);
+    e.check();
     run.stop();
 }
 
@@ -76,22 +99,20 @@ fn delete_and_recreate_while_stopped_reads_the_new_file_whole() {
 fn delete_and_recreate_while_running_finishes_the_deleted_file() {
     let broker = Broker::start();
     let f = Followed::new(&broker, 1, "deleted");
-    let mut want = Vec::new();
-    add(&mut want, &f.path, numbered("old", 0..10));
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("old", 0..10));
     let mut run = f.start(&broker);
-    let reader = broker.reader(&f.topic);
-    let mut got = Vec::new();
-    expect(&reader, &mut got, &want);
+    e.check();
     // A writer that still holds the old file appends after the delete.
     let mut old = OpenOptions::new().append(true).open(&f.path).unwrap();
     run.signal("STOP");
     fs::remove_file(&f.path).unwrap();
     let late = numbered("old-after-delete", 0..5);
     old.write_all(late.as_bytes()).unwrap();
-    want.extend(late.lines().map(str::to_owned));
-    add(&mut want, &f.path, numbered("new", 0..10));
+    e.want.extend(late.lines().map(str::to_owned));
+    e.add(&f.path, numbered("new", 0..10));
     run.signal("CONT");
-    expect(&reader, &mut got, &want);
+    e.check();
     run.stop();
 }
 
@@ -99,17 +120,15 @@ fn delete_and_recreate_while_running_finishes_the_deleted_file() {
 fn copytruncate_reads_the_lines_that_only_the_copy_holds() {
     let broker = Broker::start();
     let f = Followed::new(&broker, 1, "copytruncate");
-    let mut want = Vec::new();
-    add(&mut want, &f.path, numbered("before", 0..100));
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("before", 0..100));
     let mut run = f.start(&broker);
-    let reader = broker.reader(&f.topic);
-    let mut got = Vec::new();
-    expect(&reader, &mut got, &want);
+    e.check();
 
     // Freeze cdrship so the race is certain: these lines reach the file
     // after its last read and leave with the copy.
     run.signal("STOP");
-    add(&mut want, &f.path, numbered("raced", 0..30));
+    e.add(&f.path, numbered("raced", 0..30));
     fs::copy(&f.path, f.sibling("Master.csv.1")).unwrap();
     OpenOptions::new()
         .write(true)
@@ -118,15 +137,14 @@ fn copytruncate_reads_the_lines_that_only_the_copy_holds() {
         .set_len(0)
         .unwrap();
     // The new content grows past the old position before cdrship looks.
-    add(
-        &mut want,
+    e.add(
         &f.path,
         numbered("after-truncate, a longer line than before", 0..200),
     );
     run.signal("CONT");
-    expect(&reader, &mut got, &want);
+    e.check();
     run.stop();
-    assert_eq!(reader.stored(), want.len() as i64);
+    e.nothing_more();
 }
 
 #[test]
@@ -135,26 +153,24 @@ fn follows_appends_and_rotation_then_resumes_without_resending() {
     let f = Followed::new(&broker, 1, "file");
     let (path, topic) = (&f.path, &f.topic);
     let state = f.dir.path().join("state");
-    let mut want: Vec<String> = Vec::new();
+    let mut e = Expected::new(&broker, topic);
 
-    add(&mut want, path, numbered("before-start", 0..100));
+    e.add(path, numbered("before-start", 0..100));
     let mut run = f.start(&broker);
-    let reader = broker.reader(topic);
-    let mut got = Vec::new();
-    expect(&reader, &mut got, &want);
+    e.check();
 
-    add(&mut want, path, numbered("appended", 0..100));
-    expect(&reader, &mut got, &want);
+    e.add(path, numbered("appended", 0..100));
+    e.check();
 
     // Rotation: lines written to the old file after the rename, and a last
     // line without newline, come before the new file's lines.
     let rotated = f.sibling("Master.csv.1");
     fs::rename(path, &rotated).unwrap();
-    add(&mut want, &rotated, numbered("late-old", 0..10));
+    e.add(&rotated, numbered("late-old", 0..10));
     append(&rotated, "old-unterminated");
-    want.push("old-unterminated".into());
-    add(&mut want, path, numbered("new-file", 0..50));
-    expect(&reader, &mut got, &want);
+    e.push("old-unterminated");
+    e.add(path, numbered("new-file", 0..50));
+    e.check();
 
     // A partial line in the current file is held back across shutdown.
     append(path, "new-partial");
@@ -166,28 +182,29 @@ fn follows_appends_and_rotation_then_resumes_without_resending() {
         .is_ok_and(|s| s.contains(&format!("\"offset\":{}", numbered("new-file", 0..50).len())))
     });
     run.stop();
-    assert_eq!(reader.stored(), want.len() as i64);
+    e.nothing_more();
     // Every line carries a distinct idempotency id: file identity @ offset.
-    let ids: std::collections::HashSet<String> = got
+    let ids: std::collections::HashSet<String> = e
+        .got
         .iter()
         .map(|m| m.header("cdrship.id").expect("id header"))
         .collect();
-    assert_eq!(ids.len(), got.len());
-    let first = got[0].header("cdrship.id").unwrap();
+    assert_eq!(ids.len(), e.got.len());
+    let first = e.got[0].header("cdrship.id").unwrap();
     assert!(
-        first.ends_with(&format!("@{}", want[0].len() + 1)),
+        first.ends_with(&format!("@{}", e.want[0].len() + 1)),
         "{first}"
     );
 
     // Restart: nothing acknowledged is sent again; the partial line is
     // completed and shipped whole.
     append(path, " completed\n");
-    want.push("new-partial completed".into());
-    add(&mut want, path, numbered("after-restart", 0..20));
+    e.push("new-partial completed");
+    e.add(path, numbered("after-restart", 0..20));
     let mut run = f.start(&broker);
-    expect(&reader, &mut got, &want);
+    e.check();
     run.stop();
-    assert_eq!(reader.stored(), want.len() as i64);
+    e.nothing_more();
 }
 
 #[test]
@@ -217,19 +234,18 @@ fn from_end_skips_what_is_there_but_saved_progress_wins() {
     let mut run = f.start_with(&broker, &extra);
     run.wait_for_log("--from end");
     // The line in progress when cdrship started is shipped whole.
-    let mut want = vec!["in-progress, completed".to_string()];
+    let mut e = Expected::new(&broker, &f.topic);
+    e.push("in-progress, completed");
     append(&f.path, ", completed\n");
-    add(&mut want, &f.path, numbered("live", 0..5));
-    let reader = broker.reader(&f.topic);
-    let mut got = Vec::new();
-    expect(&reader, &mut got, &want);
+    e.add(&f.path, numbered("live", 0..5));
+    e.check();
     run.stop();
 
-    add(&mut want, &f.path, numbered("while-stopped", 0..5));
+    e.add(&f.path, numbered("while-stopped", 0..5));
     let mut run = f.start_with(&broker, &extra);
-    expect(&reader, &mut got, &want);
+    e.check();
     run.stop();
-    assert_eq!(reader.stored(), want.len() as i64);
+    e.nothing_more();
 }
 
 #[test]
@@ -248,15 +264,13 @@ fn partial_line_timeout_ships_an_unterminated_last_line() {
 fn copytruncate_while_stopped_resumes_from_the_copy() {
     let broker = Broker::start();
     let f = Followed::new(&broker, 1, "copytruncate-stopped");
-    let mut want = Vec::new();
-    add(&mut want, &f.path, numbered("first-run", 0..20));
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("first-run", 0..20));
     let mut run = f.start(&broker);
-    let reader = broker.reader(&f.topic);
-    let mut got = Vec::new();
-    expect(&reader, &mut got, &want);
+    e.check();
     run.stop();
 
-    add(&mut want, &f.path, numbered("while-stopped", 0..10));
+    e.add(&f.path, numbered("while-stopped", 0..10));
     fs::copy(&f.path, f.sibling("Master.csv.1")).unwrap();
     OpenOptions::new()
         .write(true)
@@ -264,11 +278,11 @@ fn copytruncate_while_stopped_resumes_from_the_copy() {
         .unwrap()
         .set_len(0)
         .unwrap();
-    add(&mut want, &f.path, numbered("after-truncate", 0..5));
+    e.add(&f.path, numbered("after-truncate", 0..5));
     let mut run = f.start(&broker);
-    expect(&reader, &mut got, &want);
+    e.check();
     run.stop();
-    assert_eq!(reader.stored(), want.len() as i64);
+    e.nothing_more();
 }
 
 #[test]
@@ -297,27 +311,24 @@ fn header_names_columns_across_restart_and_rotation() {
     append(&f.path, "id,name\n1,alice\n2,bob\n");
     let extra = ["-f", "json", "--header"];
     let mut run = f.start_with(&broker, &extra);
-    let reader = broker.reader(&f.topic);
-    let mut got = Vec::new();
-    let mut want: Vec<String> = vec![
-        r#"{"id":"1","name":"alice"}"#.into(),
-        r#"{"id":"2","name":"bob"}"#.into(),
-    ];
-    expect(&reader, &mut got, &want);
+    let mut e = Expected::new(&broker, &f.topic);
+    e.push(r#"{"id":"1","name":"alice"}"#);
+    e.push(r#"{"id":"2","name":"bob"}"#);
+    e.check();
     run.stop();
 
     // Resumed mid-file: the names still come from line one.
     append(&f.path, "3,carol\n");
-    want.push(r#"{"id":"3","name":"carol"}"#.into());
+    e.push(r#"{"id":"3","name":"carol"}"#);
     let mut run = f.start_with(&broker, &extra);
-    expect(&reader, &mut got, &want);
+    e.check();
     // A rotated-in file brings its own header.
     fs::rename(&f.path, f.sibling("Master.csv.1")).unwrap();
     append(&f.path, "id,name,extra\n4,dave,x\n");
-    want.push(r#"{"id":"4","name":"dave","extra":"x"}"#.into());
-    expect(&reader, &mut got, &want);
+    e.push(r#"{"id":"4","name":"dave","extra":"x"}"#);
+    e.check();
     run.stop();
-    assert_eq!(reader.stored(), want.len() as i64);
+    e.nothing_more();
 }
 
 #[test]
@@ -327,21 +338,21 @@ fn line_numbers_and_offsets_continue_after_a_restart() {
     append(&f.path, "a\nb\n\nc\n");
     let extra = ["-f", "json", "--columns", "v", "--meta", "--host-id", "pbx"];
     let mut run = f.start_with(&broker, &extra);
-    let reader = broker.reader(&f.topic);
-    let mut got = Vec::new();
     let meta = |v: &str, offset: u64, line: u64| {
         let source = f.path.display();
         format!(
             r#"{{"v":"{v}","_host":"pbx","_source":"{source}","_offset":{offset},"_line":{line}}}"#
         )
     };
-    let mut want = vec![meta("a", 2, 1), meta("b", 4, 2), meta("c", 7, 4)];
-    expect(&reader, &mut got, &want);
+    let mut e = Expected::new(&broker, &f.topic);
+    e.want
+        .extend([meta("a", 2, 1), meta("b", 4, 2), meta("c", 7, 4)]);
+    e.check();
     run.stop();
     append(&f.path, "d\n");
-    want.push(meta("d", 9, 5));
+    e.push(meta("d", 9, 5));
     let mut run = f.start_with(&broker, &extra);
-    expect(&reader, &mut got, &want);
+    e.check();
     run.stop();
 }
 
