@@ -1,6 +1,10 @@
 //! Routing of framed lines: a line that maps goes to the topic, one that
 //! does not (overlong, malformed) goes raw to the reject topic with the
 //! reason in a header. Either way it is counted and tracked, never dropped.
+//!
+//! Lines without headers wait in the router's [`Batch`] until it is full or
+//! the source calls [`Router::flush`] because its input has nothing more
+//! ready; a line with headers flushes the batch first, so order is kept.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +15,7 @@ use crate::acker::Note;
 use crate::checkpoint::FileId;
 use crate::framing::Frame;
 use crate::record::{Mapper, Origin, Reject};
-use crate::sink::{Dest, Outgoing, Sink};
+use crate::sink::{Batch, Dest, Outgoing, Sink};
 
 /// Where a line sits in a followed file.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +49,8 @@ pub struct Router {
     id_prefix: usize,
     /// Scratch for the line and offset headers.
     numbers: String,
+    /// Lines without headers not yet handed to the producer.
+    batch: Batch,
 }
 
 impl Router {
@@ -67,6 +73,7 @@ impl Router {
             id_file: None,
             id_prefix: 0,
             numbers: String::new(),
+            batch: Batch::default(),
         }
     }
 
@@ -74,8 +81,15 @@ impl Router {
     pub fn for_source(&self, label: String) -> Router {
         Router {
             label,
+            batch: Batch::default(),
             ..self.clone()
         }
+    }
+
+    /// Hand the batched lines to the producer: the source has nothing
+    /// more ready for now.
+    pub async fn flush(&mut self) {
+        self.sink.flush(&mut self.batch).await;
     }
 
     /// With `--header`, the next line names the columns.
@@ -170,7 +184,12 @@ impl Router {
                         line: frame,
                         source: &self.label,
                     };
-                    self.sink.send(Dest::Main, msg).await;
+                    if id.is_none() && headers.is_empty() {
+                        self.sink.stage(&mut self.batch, msg).await;
+                    } else {
+                        self.sink.flush(&mut self.batch).await;
+                        self.sink.send(Dest::Main, msg).await;
+                    }
                     return;
                 }
                 Err(reject) => (bytes, reject),
@@ -199,6 +218,7 @@ impl Router {
             line: frame,
             source: &self.label,
         };
+        self.sink.flush(&mut self.batch).await;
         self.sink.send(Dest::Reject(&reason), msg).await;
     }
 }

@@ -50,9 +50,11 @@ pub async fn ship<R: AsyncRead + Unpin>(
         while let Some(frame) = framer.next_frame() {
             router.route(frame, None).await;
         }
+        router.flush().await;
     };
     if let Some(frame) = framer.finish() {
         router.route(frame, None).await;
     }
+    router.flush().await;
     result
 }

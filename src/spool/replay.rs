@@ -77,6 +77,7 @@ impl Backlog {
                     }
                 }
             }
+            router.flush().await;
         }
         Ok(done)
     }

@@ -2,8 +2,10 @@
 //! backpressure on a full queue, and the delivery callback that settles
 //! lines in the [`Tracker`].
 //!
-//! librdkafka copies each payload when it is enqueued, so callers pass
-//! slices of their read buffers and nothing is allocated per line here.
+//! Lines without headers are collected in a [`Batch`] and enqueued
+//! together; lines with headers (file ids, metadata, rejects) are enqueued
+//! one by one, after the batch before them. librdkafka copies each payload
+//! when it is enqueued, so nothing is allocated per line here.
 //! Retries of failed produce requests are librdkafka's job
 //! (`message.timeout.ms=0` means it retries until delivered); this module
 //! only waits for queue space, so a slow or dead broker slows the reading.
@@ -26,6 +28,11 @@ use crate::framing::Frame;
 use crate::kafka_stats::KafkaStats;
 use crate::spool::Spool;
 use crate::sync::lock;
+
+mod batch;
+
+pub use batch::Batch;
+use batch::Topic;
 
 /// Header naming why a line went to the reject topic.
 pub const REJECT_REASON_HEADER: &str = "cdrship.reject.reason";
@@ -130,6 +137,42 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
+/// Get the idempotent producer its id now instead of in 0.5-1 s.
+///
+/// librdkafka (2.10 and later) asks for a producer id when a metadata
+/// response arrives, but only if a broker is up then. The first response
+/// comes over the bootstrap connection, which it drops right after in
+/// favour of the brokers it names, so it finds none up and retries on a
+/// 500 ms timer: every start (each inetd connection, too) waited for it.
+/// A second metadata request is answered by a real broker, which is then
+/// up. It runs on its own thread and is only a nudge: on failure the timer
+/// still does the job.
+fn request_producer_id(producer: &ThreadedProducer<DeliveryContext>, topic: &str) {
+    let producer = producer.clone();
+    let topic = topic.to_owned();
+    let nudge = move || {
+        for _ in 0..2 {
+            if let Err(e) = producer
+                .client()
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            {
+                debug!("kafka: metadata for {topic}: {e}");
+                return;
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("kafka-warm-up".into())
+        .spawn(nudge)
+    {
+        debug!("kafka: no warm-up thread: {e}");
+    }
+}
+
+fn queue_full_at_shutdown() -> String {
+    "shutdown timeout reached while the producer queue was full".into()
+}
+
 /// Where a message goes.
 #[derive(Debug, Clone, Copy)]
 pub enum Dest<'a> {
@@ -141,6 +184,8 @@ pub enum Dest<'a> {
 
 /// A connected producer shared by all source tasks.
 pub struct Sink {
+    /// The configured topic's handle, for batches; dropped before the producer.
+    main: Topic,
     producer: ThreadedProducer<DeliveryContext>,
     tracker: Arc<Tracker>,
     topic: String,
@@ -172,10 +217,14 @@ impl Sink {
             echo,
             stats: Mutex::default(),
         };
-        let producer = config
+        let producer: ThreadedProducer<DeliveryContext> = config
             .create_with_context(context)
             .context("creating the Kafka producer")?;
+        // SAFETY: the handle is dropped before the producer (field order).
+        let main = unsafe { Topic::new(producer.client().native_ptr(), &topic)? };
+        request_producer_id(&producer, &topic);
         Ok(Sink {
+            main,
             producer,
             tracker,
             topic,
@@ -228,14 +277,9 @@ impl Sink {
                 Ok(()) => return,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    tokio::select! {
-                        () = self.tracker.wait_progress(Duration::from_millis(10)) => {}
-                        () = self.abort.cancelled() => {
-                            self.tracker.failed(seq, || {
-                                "shutdown timeout reached while the producer queue was full".into()
-                            });
-                            return;
-                        }
+                    if !self.wait_for_room().await {
+                        self.tracker.failed(seq, queue_full_at_shutdown);
+                        return;
                     }
                 }
                 Err((error, _)) => {
@@ -244,6 +288,52 @@ impl Sink {
                     return;
                 }
             }
+        }
+    }
+
+    /// Register `msg` (for the configured topic, without headers) and add
+    /// it to `batch`, producing the batch when it is full. The caller
+    /// [`flush`](Self::flush)es the rest when its input has nothing more ready.
+    pub async fn stage(&self, batch: &mut Batch, msg: Outgoing<'_>) {
+        debug_assert!(msg.id.is_none() && msg.headers.is_empty());
+        let Some(ticket) = self.begin(&msg, false).await else {
+            return;
+        };
+        if batch.push(ticket, msg.value, msg.key) {
+            self.flush(batch).await;
+        }
+    }
+
+    /// Enqueue every line of `batch`, in order, and empty it. Waits while
+    /// the producer queue is full, as [`send`](Self::send) does.
+    pub async fn flush(&self, batch: &mut Batch) {
+        let mut from = 0;
+        while from < batch.len() {
+            let refused = |ticket, error| {
+                self.tracker.failed(ticket, || {
+                    format!("producing to {} failed: {error}", self.topic)
+                })
+            };
+            let Some(full_at) = self.main.produce(batch, from, refused) else {
+                break;
+            };
+            from = full_at;
+            if !self.wait_for_room().await {
+                for ticket in batch.tickets(from) {
+                    self.tracker.failed(ticket, queue_full_at_shutdown);
+                }
+                break;
+            }
+        }
+        batch.clear();
+    }
+
+    /// Wait until deliveries made room in the producer queue; false when
+    /// the shutdown timeout expired instead.
+    async fn wait_for_room(&self) -> bool {
+        tokio::select! {
+            () = self.tracker.wait_progress(Duration::from_millis(10)) => true,
+            () = self.abort.cancelled() => false,
         }
     }
 
