@@ -8,6 +8,7 @@ use base64::Engine as _;
 use serde_json::json;
 
 use super::columns::{Columns, Kind};
+use super::json_text;
 use super::time::{TimeConv, TimeFormat};
 use super::Reject;
 
@@ -89,14 +90,9 @@ impl ObjectWriter {
             out.extend_from_slice(prefix);
             match column.kind {
                 _ if text.is_empty() && column.kind != Kind::Text => out.extend_from_slice(b"null"),
-                Kind::Text => escaped(out, text),
-                Kind::Int => {
-                    let n: i64 = std::str::from_utf8(text)
-                        .ok()
-                        .and_then(|t| t.parse().ok())
-                        .ok_or_else(|| Reject::NotInteger(column.name.clone()))?;
-                    write!(out, "{n}").expect("writing to a Vec cannot fail");
-                }
+                Kind::Text => json_text::string(out, text),
+                Kind::Int => json_text::integer(out, text)
+                    .ok_or_else(|| Reject::NotInteger(column.name.clone()))?,
                 Kind::DateTime => std::str::from_utf8(text)
                     .ok()
                     .and_then(|t| self.time.write(t, out).ok())
@@ -143,44 +139,7 @@ fn number(out: &mut Vec<u8>, n: u64) {
 }
 
 fn string(out: &mut Vec<u8>, text: &str) {
-    escaped(out, text.as_bytes());
-}
-
-/// `text` as a JSON string. It must be UTF-8: then only `"`, `\\` and
-/// control bytes need escapes, and every other byte (multi-byte characters
-/// included) is copied as it is, without validating each field again.
-fn escaped(out: &mut Vec<u8>, text: &[u8]) {
-    out.push(b'"');
-    // Most CDR fields need no escape: check without branching per byte.
-    let plain = text.iter().fold(true, |plain, &b| {
-        plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
-    });
-    if plain {
-        out.extend_from_slice(text);
-        out.push(b'"');
-        return;
-    }
-    let mut copied = 0;
-    for (i, &byte) in text.iter().enumerate() {
-        let escape: &[u8] = match byte {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&text[copied..i]);
-        if escape.is_empty() {
-            write!(out, "\\u{byte:04x}").expect("writing to a Vec cannot fail");
-        } else {
-            out.extend_from_slice(escape);
-        }
-        copied = i + 1;
-    }
-    out.extend_from_slice(&text[copied..]);
-    out.push(b'"');
+    json_text::string(out, text.as_bytes());
 }
 
 /// The Kafka Connect struct schema of the layout: every field optional,
@@ -218,28 +177,4 @@ fn schema(columns: &Columns, time: &TimeConv) -> serde_json::Value {
         fields.push(json!({"field": name, "type": kind, "optional": true}));
     }
     json!({"type": "struct", "name": format!("cdrship.{}", columns.name), "optional": false, "fields": fields})
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn escaping_matches_serde_json() {
-        for text in [
-            "plain",
-            "q\"uote",
-            "back\\slash",
-            "tab\tnl\ncr\r",
-            "\u{1}\u{1f}\u{7f}",
-            "Иван \"Петров\" <101>",
-            "",
-        ] {
-            let mut ours = Vec::new();
-            super::escaped(&mut ours, text.as_bytes());
-            assert_eq!(
-                String::from_utf8(ours).unwrap(),
-                serde_json::to_string(text).unwrap(),
-                "{text:?}"
-            );
-        }
-    }
 }

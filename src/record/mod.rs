@@ -9,6 +9,7 @@
 mod columns;
 mod csv;
 mod json;
+mod json_text;
 mod presets;
 mod reject;
 mod time;

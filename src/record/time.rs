@@ -6,6 +6,8 @@ use anyhow::{bail, Context as _, Result};
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 
+use super::json_text;
+
 /// How date/time fields are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TimeFormat {
@@ -86,7 +88,7 @@ impl TimeConv {
     /// Write the JSON value for non-empty `text`.
     pub fn write(&self, text: &str, out: &mut Vec<u8>) -> Result<(), BadTime> {
         if self.format == TimeFormat::Keep {
-            serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
+            json_text::string(out, text.as_bytes());
             return Ok(());
         }
         let civil = DateTime::strptime(self.input, text).map_err(|_| BadTime)?;

@@ -15,9 +15,9 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::types::RDKafkaRespErr;
 
 /// Lines in a batch before it is produced.
-const MAX_LINES: usize = 1024;
+const MAX_LINES: usize = 512;
 /// Payload bytes in a batch before it is produced.
-const MAX_BYTES: usize = 512 * 1024;
+const MAX_BYTES: usize = 64 * 1024;
 /// librdkafka's `RD_KAFKA_PARTITION_UA`: let the partitioner choose.
 const UNASSIGNED: i32 = -1;
 
@@ -55,6 +55,11 @@ impl Batch {
     /// Lines in the batch.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// True when no line waits.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// The tracker tickets of lines `from..`.

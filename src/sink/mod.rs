@@ -307,6 +307,9 @@ impl Sink {
     /// Enqueue every line of `batch`, in order, and empty it. Waits while
     /// the producer queue is full, as [`send`](Self::send) does.
     pub async fn flush(&self, batch: &mut Batch) {
+        if batch.is_empty() {
+            return;
+        }
         let mut from = 0;
         while from < batch.len() {
             let refused = |ticket, error| {
