@@ -151,6 +151,9 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
     };
     let grace = grace_period(stop.clone(), timeout);
     tokio::pin!(grace);
+    // A finished future must not be polled again: the drain below only
+    // waits on `grace` if the source did not already outlast it.
+    let mut timed_out = false;
     let max_line = config.max_line_bytes;
     let meta = config.meta_headers.as_deref();
     let router_for =
@@ -190,15 +193,20 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
             result = &mut source => result,
             () = &mut grace => {
                 warn!("shutdown timeout: giving up on lines still waiting for the producer queue");
+                timed_out = true;
                 abort.cancel();
                 source.await
             }
         }
     };
 
-    let drained = tokio::select! {
-        () = tracker.wait_idle() => true,
-        () = &mut grace => false,
+    let drained = if timed_out {
+        tracker.pending() == 0
+    } else {
+        tokio::select! {
+            () = tracker.wait_idle() => true,
+            () = &mut grace => false,
+        }
     };
     // Failures before the purge are real; the purge's own are not news.
     let failure = tracker.first_error();

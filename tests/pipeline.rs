@@ -147,6 +147,46 @@ fn a_line_the_producer_refuses_is_counted_and_fails_the_run() {
     assert_eq!(reader.stored(), 2);
 }
 
+/// A dead broker and no delivery timeout: the producer queue fills (50,000
+/// messages) and reading waits. SIGTERM with a 1 s shutdown timeout must
+/// end that wait, fail the lines still waiting for room, and account for
+/// every line read.
+#[test]
+fn shutdown_timeout_ends_the_wait_on_a_full_queue_and_counts_every_line() {
+    let mut run = common::cdrship_without_broker(&[
+        "-X",
+        "message.timeout.ms=0",
+        "--shutdown-timeout",
+        "1",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let mut stdin = run.child.stdin.take().expect("stdin piped");
+    // More than the queue holds; the writer blocks once cdrship stops reading.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(numbered("cdr", 0..70_000).as_bytes());
+    });
+    wait_until("the producer queue is full", || {
+        run.metric("cdrship_producer_queue_messages")
+            .is_some_and(|queued| queued >= 50_000)
+    });
+    run.terminate();
+    let status = run.wait();
+    writer.join().unwrap();
+    assert_eq!(status.code(), Some(1), "{}", run.log());
+    let log = run.log();
+    let (summary, read) = summary(&log);
+    assert!(read > 50_000, "{summary}");
+    assert!(
+        summary.contains(&format!("{read} lines read, 0 delivered")),
+        "{summary}"
+    );
+    assert!(
+        log.contains(&format!("{read} of {read} lines not delivered")),
+        "{log}"
+    );
+}
+
 #[test]
 fn json_without_columns_is_a_usage_error() {
     let broker = Broker::start();
@@ -168,11 +208,7 @@ fn sigterm_drains_every_line_read() {
     reader.read_more(&mut got, 1);
     run.stop();
     let log = run.log();
-    let summary = log
-        .lines()
-        .find(|l| l.contains("lines read"))
-        .expect("summary");
-    let read: usize = summary.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let (summary, read) = summary(&log);
     assert!(
         summary.contains(&format!("{read} lines read, {read} delivered")),
         "{summary}"
@@ -313,4 +349,14 @@ fn a_terminal_shows_progress_a_pipe_does_not() {
     let mut piped = cdrship(&broker, &["-t", &topic]);
     piped.feed_all(numbered("q", 0..10).as_bytes());
     assert!(!piped.log().contains('%'), "{}", piped.log());
+}
+
+/// The exit summary line of `log` and its count of lines read.
+fn summary(log: &str) -> (&str, usize) {
+    let line = log
+        .lines()
+        .find(|l| l.contains("lines read"))
+        .expect("summary");
+    let read = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    (line, read)
 }
