@@ -75,8 +75,8 @@ pub struct Cli {
     #[arg(long, env = "CDRSHIP_SPOOL_DIR", conflicts_with = "file")]
     pub spool_dir: Option<PathBuf>,
 
-    /// Most disk the spool may use (bytes; K, M, G suffixes).
-    #[arg(long, env = "CDRSHIP_SPOOL_MAX_BYTES", default_value = "1G", value_parser = parse_bytes)]
+    /// Most disk the spool may use (bytes; K, M, G suffixes; at least 256K).
+    #[arg(long, env = "CDRSHIP_SPOOL_MAX_BYTES", default_value = "1G", value_parser = parse_spool_bytes)]
     pub spool_max_bytes: u64,
 
     /// When the spool is full: block (stop reading; TCP peers and pipes
@@ -266,6 +266,17 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(1 << shift))
         .filter(|&n| n > 0)
         .ok_or_else(|| format!("`{text}` is not a size in bytes (like 512M)"))
+}
+
+/// A spool size: space is freed a whole segment (64 KiB or more) at a
+/// time, once deliveries moved past it, so a spool of fewer than four
+/// segments could fill up with none of them free to go.
+fn parse_spool_bytes(text: &str) -> Result<u64, String> {
+    let bytes = parse_bytes(text)?;
+    if bytes < 256 << 10 {
+        return Err(format!("`{text}` is below the smallest spool, 256K"));
+    }
+    Ok(bytes)
 }
 
 /// Seconds as `1.5` or `30s`.

@@ -29,10 +29,18 @@ fn spooling_without_broker(topic: &str, dir: &Path, args: &[&str]) -> Cdrship {
     spawn(command)
 }
 
-/// Wait until `run` has read (and so spooled) `n` lines.
-fn wait_spooled(run: &Cdrship, source: &str, n: u64) {
+/// Wait until `run` has read `n` lines and written every spooled byte to
+/// the segments in `dir` (the spool counts appended bytes at once and
+/// writes them per batch).
+fn wait_spooled(run: &Cdrship, dir: &Path, source: &str, n: u64) {
     let sample = format!("cdrship_lines_read_total{{source=\"{source}\"}}");
-    wait_until("lines spooled", || run.metric(&sample) == Some(n));
+    wait_until("lines spooled", || {
+        let on_disk = segments(dir)
+            .iter()
+            .map(|s| std::fs::metadata(s).map_or(0, |m| m.len()))
+            .sum::<u64>();
+        run.metric(&sample) == Some(n) && run.metric("cdrship_spool_bytes") == Some(on_disk)
+    });
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
@@ -57,7 +65,7 @@ fn tcp_lines_survive_sigkill_while_the_broker_is_down() {
     let mut pbx = TcpStream::connect(down.listening_on()).unwrap();
     pbx.write_all(lines.as_bytes()).unwrap();
     drop(pbx);
-    wait_spooled(&down, "tcp", LINES as u64);
+    wait_spooled(&down, spool.path(), "tcp", LINES as u64);
     down.signal("KILL");
 
     let mut up = cdrship(
@@ -88,7 +96,7 @@ fn sigterm_with_the_broker_down_exits_promptly_keeping_the_lines() {
     // timeout, must be what lets cdrship go.
     let mut down = spooling_without_broker(&topic, spool.path(), &["--shutdown-timeout", "120"]);
     down.feed(before.as_bytes());
-    wait_spooled(&down, "stdin", 1000);
+    wait_spooled(&down, spool.path(), "stdin", 1000);
     let asked = Instant::now();
     down.terminate();
     let status = down.wait();
@@ -119,7 +127,7 @@ fn a_torn_last_record_is_skipped_on_start() {
     let down = spooling_without_broker(&topic, spool.path(), &[]);
     let mut down = down;
     down.feed(lines.as_bytes());
-    wait_spooled(&down, "stdin", 100);
+    wait_spooled(&down, spool.path(), "stdin", 100);
     down.signal("KILL");
     down.wait();
     // What a crash in the middle of the last append leaves: the record
@@ -201,4 +209,31 @@ fn a_full_spool_pauses_reading_and_refuses_new_peers() {
     let got = broker.reader(&topic).read(spooled as usize);
     let expected: Vec<_> = lines.lines().take(spooled as usize).collect();
     assert_eq!(texts(&got), expected);
+}
+
+/// A spool far smaller than the input, broker up: reading pauses whenever
+/// the spool is full and resumes as deliveries free its segments; every
+/// line arrives, in order. A size below 256K is refused at start.
+#[test]
+fn a_small_spool_passes_more_lines_than_it_holds() {
+    let broker = Broker::start();
+    let topic = broker.topic("spool-small", 1);
+    let spool = tempfile::tempdir().unwrap();
+    let dir = spool.path().to_str().unwrap();
+    let spooling = |size| ["-t", &topic, "--spool-dir", dir, "--spool-max-bytes", size];
+
+    let mut too_small = cdrship(&broker, &spooling("100K"));
+    assert_eq!(too_small.wait().code(), Some(2));
+    assert!(too_small.log().contains("below the smallest spool"));
+
+    let lines = numbered("cdr", 0..100_000);
+    // Deliveries that linger 50 ms let the reader fill the spool.
+    let mut run = cdrship(
+        &broker,
+        &[&spooling("256K")[..], &["-X", "linger.ms=50"]].concat(),
+    );
+    run.feed_all(lines.as_bytes());
+    assert!(run.log().contains("spool full"), "{}", run.log());
+    let got = broker.reader(&topic).read(100_000);
+    assert_eq!(texts(&got), lines.lines().collect::<Vec<_>>());
 }

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::acker::{Mark, Note, Tracker};
 use crate::framing::Frame;
 use crate::kafka_stats::KafkaStats;
-use crate::spool::Spool;
+use crate::spool::{AppendError, Spool};
 use crate::sync::lock;
 
 mod batch;
@@ -265,6 +265,7 @@ impl Sink {
         let Some(seq) = self.begin(&msg, rejected).await else {
             return;
         };
+        self.write_spool();
         let mut record = BaseRecord::with_opaque_to(topic, seq as usize).payload(msg.value);
         if let Some(key) = msg.key {
             record = record.key(key);
@@ -296,8 +297,17 @@ impl Sink {
     /// [`flush`](Self::flush)es the rest when its input has nothing more ready.
     pub async fn stage(&self, batch: &mut Batch, msg: Outgoing<'_>) {
         debug_assert!(msg.id.is_none() && msg.headers.is_empty());
-        let Some(ticket) = self.begin(&msg, false).await else {
-            return;
+        let ticket = match self.try_begin(&msg, false) {
+            Ok(ticket) => ticket,
+            Err(_) => {
+                // A full spool waits for deliveries: the lines batched
+                // before this one must be on their way first.
+                self.flush(batch).await;
+                let Some(ticket) = self.begin(&msg, false).await else {
+                    return;
+                };
+                ticket
+            }
         };
         if batch.push(ticket, msg.value, msg.key) {
             self.flush(batch).await;
@@ -310,6 +320,7 @@ impl Sink {
         if batch.is_empty() {
             return;
         }
+        self.write_spool();
         let mut from = 0;
         while from < batch.len() {
             let refused = |ticket, error| {
@@ -331,6 +342,15 @@ impl Sink {
         batch.clear();
     }
 
+    /// Write what was spooled before it is produced. A failure is the
+    /// spool's to log and retry (new lines wait for it); the lines already
+    /// spooled go on to Kafka, the point of the spool is to not lose them.
+    fn write_spool(&self) {
+        if let Some(spool) = &self.spool {
+            let _ = spool.write();
+        }
+    }
+
     /// Wait until deliveries made room in the producer queue; false when
     /// the shutdown timeout expired instead.
     async fn wait_for_room(&self) -> bool {
@@ -345,14 +365,9 @@ impl Sink {
     /// sequence order and the watermark is a spool position. A full or
     /// failing spool makes the source wait (backpressure), never drops.
     async fn begin(&self, msg: &Outgoing<'_>, rejected: bool) -> Option<u64> {
-        let len = msg.value.len();
-        let Some(spool) = self.spool.as_ref().filter(|_| msg.mark.is_none()) else {
-            return Some(self.tracker.begin(msg.mark, rejected, len));
-        };
         let mut waited = false;
         loop {
-            let spooled = || spool.append(msg.line, msg.source).map(Some);
-            let error = match self.tracker.begin_with(spooled, rejected, len) {
+            let error = match self.try_begin(msg, rejected) {
                 Ok(seq) => {
                     if waited {
                         info!("spool accepts lines again; reading resumed");
@@ -365,17 +380,30 @@ impl Sink {
                 warn!("{error}; reading paused until it takes lines again");
                 waited = true;
             }
+            let spool = self.spool.as_ref().expect("only the spool refuses lines");
             tokio::select! {
                 () = spool.wait_room(Duration::from_secs(1)) => {}
                 () = self.abort.cancelled() => {
                     self.tracker.note(Note::Unspooled);
-                    let seq = self.tracker.begin(None, rejected, len);
+                    let seq = self.tracker.begin(None, rejected, msg.value.len());
                     self.tracker.failed(seq, || {
                         format!("shutdown timeout reached before the spool took the line: {error}")
                     });
                     return None;
                 }
             }
+        }
+    }
+
+    /// [`begin`](Self::begin) without waiting: the spool's refusal, if any.
+    fn try_begin(&self, msg: &Outgoing<'_>, rejected: bool) -> Result<u64, AppendError> {
+        let len = msg.value.len();
+        match self.spool.as_ref().filter(|_| msg.mark.is_none()) {
+            Some(spool) => {
+                let spooled = || spool.append(msg.line, msg.source).map(Some);
+                self.tracker.begin_with(spooled, rejected, len)
+            }
+            None => Ok(self.tracker.begin(msg.mark, rejected, len)),
         }
     }
 

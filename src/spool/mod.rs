@@ -10,9 +10,12 @@
 //! [`Store`]); segments wholly before it are deleted. On start the rest is
 //! the [`Backlog`], produced before any new line.
 //!
-//! Appends go to the kernel at once (a SIGKILL loses nothing written) and
-//! are fsynced every second by the pipeline: a power loss can tear the
-//! last records, which the checksum catches on replay.
+//! Appends are collected and written with one `write(2)` per batch, which
+//! the sink does before it produces that batch: a line reaches the kernel
+//! before it reaches the producer, so a SIGKILL never loses a line that was
+//! produced and not yet acknowledged. Records are fsynced every second by
+//! the pipeline: a power loss can tear the last ones, which the checksum
+//! catches on replay.
 
 mod record;
 mod replay;
@@ -38,12 +41,17 @@ use crate::sync::lock;
 /// Largest segment; the spool frees space a segment at a time.
 const SEGMENT_BYTES: u64 = 4 << 20;
 
+/// Appended bytes kept before they are written even without a batch end
+/// (many TCP connections append between their batch ends).
+const PENDING_BYTES: usize = 256 << 10;
+
 /// Why a line could not be spooled (yet).
 #[derive(Debug)]
 pub enum AppendError {
     /// `--spool-max-bytes` reached: wait for deliveries to free segments.
     Full,
-    /// Writing failed (disk full, I/O error): retry later.
+    /// Writing failed (disk full, I/O error), and appended records still
+    /// wait to be written: retry later.
     Io(std::io::Error),
 }
 
@@ -69,10 +77,52 @@ struct Inner {
     /// Oldest first; the last one is written to while `writer` is open.
     segments: VecDeque<Segment>,
     writer: Option<File>,
+    /// Records appended to the last segment but not written yet; counted
+    /// in its size, so marks are final when appended.
+    pending: Vec<u8>,
+    /// The last write failed: the rest of `pending` is retried, and new
+    /// records are refused until it is written.
+    failing: bool,
     next: u32,
     total: u64,
     scratch: Vec<u8>,
     committed: Option<Mark>,
+}
+
+impl Inner {
+    /// Write `pending` to the last segment. On failure, what the kernel
+    /// took is dropped from `pending` and the rest stays for a retry at
+    /// the same place, so no record is ever torn by a retry.
+    fn write_pending(&mut self) -> std::io::Result<()> {
+        let Some(writer) = self.writer.as_mut().filter(|_| !self.pending.is_empty()) else {
+            return Ok(());
+        };
+        let mut written = 0;
+        while written < self.pending.len() {
+            match writer.write(&self.pending[written..]) {
+                Ok(0) => {
+                    self.failing = true;
+                    self.pending.drain(..written);
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if !self.failing {
+                        warn!("spool: writing failed: {e}; retrying, and new lines wait");
+                    }
+                    self.failing = true;
+                    self.pending.drain(..written);
+                    return Err(e);
+                }
+            }
+        }
+        self.pending.clear();
+        if std::mem::take(&mut self.failing) {
+            info!("spool: writing works again");
+        }
+        Ok(())
+    }
 }
 
 /// An open spool directory (exclusively locked by this process).
@@ -135,6 +185,8 @@ impl Spool {
                 total: segments.iter().map(|s| s.size).sum(),
                 segments: segments.into(),
                 writer: None,
+                pending: Vec::new(),
+                failing: false,
                 next,
                 scratch: Vec::new(),
                 committed,
@@ -147,10 +199,14 @@ impl Spool {
         Ok((spool, backlog))
     }
 
-    /// Append `frame` read from `source`; its position once written.
+    /// Append `frame` read from `source`; its position. The record is
+    /// written by the next [`write`](Self::write) (or once enough wait).
     pub fn append(&self, frame: Frame<'_>, source: &str) -> Result<Mark, AppendError> {
         let mut inner = lock(&self.inner);
         let inner = &mut *inner;
+        if inner.failing {
+            inner.write_pending().map_err(AppendError::Io)?;
+        }
         inner.scratch.clear();
         record::encode(frame, source, &mut inner.scratch);
         let size = inner.scratch.len() as u64;
@@ -163,6 +219,8 @@ impl Spool {
             .back()
             .is_none_or(|s| s.size >= self.segment_bytes);
         if inner.writer.is_none() || rolled {
+            // The last segment's records first: they belong to its file.
+            inner.write_pending().map_err(AppendError::Io)?;
             let number = inner.next;
             let path = segment_path(&self.dir, number);
             let file = File::options()
@@ -179,12 +237,10 @@ impl Spool {
             });
             inner.writer = Some(file);
         }
-        let writer = inner.writer.as_mut().expect("opened above");
-        if let Err(e) = writer.write_all(&inner.scratch) {
-            // Part of the record may be on disk: seal this segment (replay
-            // stops at the torn record) and start the next one afresh.
-            inner.writer = None;
-            return Err(AppendError::Io(e));
+        inner.pending.extend_from_slice(&inner.scratch);
+        if inner.pending.len() >= PENDING_BYTES {
+            // A failure is kept in `failing`: the next append retries.
+            let _ = inner.write_pending();
         }
         let segment = inner.segments.back_mut().expect("the writer's segment");
         segment.size += size;
@@ -193,6 +249,12 @@ impl Spool {
             generation: segment.number,
             offset: segment.size,
         })
+    }
+
+    /// Write the appended records (one `write(2)` for all of them). The
+    /// sink calls this before it produces them.
+    pub fn write(&self) -> std::io::Result<()> {
+        lock(&self.inner).write_pending()
     }
 
     /// Record that every line up to `mark` is delivered: save it, delete
@@ -237,9 +299,13 @@ impl Spool {
         Ok(())
     }
 
-    /// Flush appended records to the disk (power-loss safety).
+    /// Write and flush appended records to the disk (power-loss safety).
     pub fn sync(&self) -> std::io::Result<()> {
-        let writer = lock(&self.inner).writer.as_ref().map(File::try_clone);
+        let writer = {
+            let mut inner = lock(&self.inner);
+            inner.write_pending()?;
+            inner.writer.as_ref().map(File::try_clone)
+        };
         match writer {
             Some(file) => file?.sync_data(),
             None => Ok(()),
@@ -383,6 +449,7 @@ mod tests {
         };
         assert!(matches!(refused, AppendError::Full));
         assert!(spool.is_full());
+        spool.write().unwrap();
         // 1 MiB in segments of 128 KiB.
         let on_disk = list(dir.path()).unwrap();
         assert_eq!(on_disk.len(), 8);
@@ -405,5 +472,46 @@ mod tests {
         // New lines go to a segment after everything replayed (0 to 7).
         let next = reopened.append(line(b"new"), "stdin").unwrap();
         assert_eq!(next.generation, 8);
+    }
+
+    /// The lines in `path`, decoded.
+    fn lines_in(path: &Path) -> Vec<Vec<u8>> {
+        let data = fs::read(path).unwrap();
+        let mut at = 0;
+        let mut lines = Vec::new();
+        while let record::Decoded::Record(r) = record::decode(&data[at..]) {
+            at += r.size;
+            let Frame::Line { bytes, .. } = r.frame else {
+                panic!("only whole lines were spooled");
+            };
+            lines.push(bytes.to_vec());
+        }
+        assert_eq!(at, data.len(), "no torn record");
+        lines
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_records_and_refuses_new_ones_until_it_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+        spool.append(line(b"one"), "stdin").unwrap();
+        let two = spool.append(line(b"two"), "stdin").unwrap();
+        let path = segment_path(dir.path(), two.generation);
+        // Swap in a read-only handle: every write fails (EBADF).
+        let writable = {
+            let mut inner = lock(&spool.inner);
+            inner.writer.replace(File::open(&path).unwrap()).unwrap()
+        };
+        assert!(spool.write().is_err());
+        assert!(matches!(
+            spool.append(line(b"three"), "stdin"),
+            Err(AppendError::Io(_))
+        ));
+        assert!(lines_in(&path).is_empty());
+        lock(&spool.inner).writer = Some(writable);
+        let three = spool.append(line(b"three"), "stdin").unwrap();
+        spool.write().unwrap();
+        assert_eq!(lines_in(&path), [&b"one"[..], b"two", b"three"]);
+        assert_eq!(three.offset, fs::metadata(&path).unwrap().len());
     }
 }
