@@ -1,6 +1,6 @@
-//! The Kafka sink: producer settings for billing data, `send` with
-//! backpressure on a full queue, and the delivery callback that settles
-//! lines in the [`Tracker`].
+//! The Kafka sink: producer settings for billing data, and lines handed
+//! to the producer with backpressure on a full queue (their deliveries are
+//! settled in the [`Tracker`] by the client context, `context.rs`).
 //!
 //! Lines without headers are collected in a [`Batch`] and enqueued
 //! together; lines with headers (file ids, metadata, rejects) are enqueued
@@ -10,17 +10,14 @@
 //! (`message.timeout.ms=0` means it retries until delivered); this module
 //! only waits for queue space, so a slow or dead broker slows the reading.
 
-use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::statistics::Statistics;
-use rdkafka::ClientContext;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::{Mark, Note, Tracker};
@@ -30,9 +27,11 @@ use crate::spool::{AppendError, Spool};
 use crate::sync::lock;
 
 mod batch;
+mod context;
 
 pub use batch::Batch;
 use batch::Topic;
+use context::{request_producer_id, DeliveryContext};
 
 /// Header naming why a line went to the reject topic.
 pub const REJECT_REASON_HEADER: &str = "cdrship.reject.reason";
@@ -80,93 +79,6 @@ pub fn default_properties(brokers: &str) -> Vec<(String, String)> {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
-}
-
-/// Settles deliveries in the tracker; optionally tees delivered values;
-/// keeps the last statistics report.
-struct DeliveryContext {
-    tracker: Arc<Tracker>,
-    echo: bool,
-    stats: Mutex<Option<KafkaStats>>,
-}
-
-impl ClientContext for DeliveryContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        warn!("kafka: {error}: {reason}");
-    }
-
-    fn stats(&self, statistics: Statistics) {
-        *lock(&self.stats) = Some(statistics.into());
-    }
-
-    /// librdkafka's own log (`-X debug=...` shows up with `-v`).
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => error!("kafka: {facility}: {message}"),
-            RDKafkaLogLevel::Warning => warn!("kafka: {facility}: {message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                info!("kafka: {facility}: {message}")
-            }
-            RDKafkaLogLevel::Debug => debug!("kafka: {facility}: {message}"),
-        }
-    }
-}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = usize;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
-        match result {
-            Ok(message) => {
-                if self.echo {
-                    let mut out = std::io::stdout().lock();
-                    // A closed stdout must not stop delivery; the tee is best effort.
-                    let _ = out
-                        .write_all(message.payload().unwrap_or_default())
-                        .and_then(|()| out.write_all(b"\n"));
-                }
-                self.tracker.delivered(seq as u64);
-            }
-            Err((error, message)) => self.tracker.failed(seq as u64, || {
-                format!("delivery to {} failed: {error}", message.topic())
-            }),
-        }
-    }
-}
-
-/// Get the idempotent producer its id now instead of in 0.5-1 s.
-///
-/// librdkafka (2.10 and later) asks for a producer id when a metadata
-/// response arrives, but only if a broker is up then. The first response
-/// comes over the bootstrap connection, which it drops right after in
-/// favour of the brokers it names, so it finds none up and retries on a
-/// 500 ms timer: every start (each inetd connection, too) waited for it.
-/// A second metadata request is answered by a real broker, which is then
-/// up. It runs on its own thread and is only a nudge: on failure the timer
-/// still does the job.
-fn request_producer_id(producer: &ThreadedProducer<DeliveryContext>, topic: &str) {
-    let producer = producer.clone();
-    let topic = topic.to_owned();
-    let nudge = move || {
-        for _ in 0..2 {
-            if let Err(e) = producer
-                .client()
-                .fetch_metadata(Some(&topic), Duration::from_secs(10))
-            {
-                debug!("kafka: metadata for {topic}: {e}");
-                return;
-            }
-        }
-    };
-    if let Err(e) = std::thread::Builder::new()
-        .name("kafka-warm-up".into())
-        .spawn(nudge)
-    {
-        debug!("kafka: no warm-up thread: {e}");
-    }
 }
 
 fn queue_full_at_shutdown() -> String {

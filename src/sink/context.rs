@@ -1,0 +1,106 @@
+//! The librdkafka client side of the sink: the context that settles
+//! deliveries in the [`Tracker`] and forwards librdkafka's log and
+//! statistics, and the nudge that gets the idempotent producer its id at
+//! start.
+
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
+use rdkafka::ClientContext;
+
+use crate::acker::Tracker;
+use crate::kafka_stats::KafkaStats;
+use crate::sync::lock;
+
+/// Settles deliveries in the tracker; optionally tees delivered values;
+/// keeps the last statistics report.
+pub struct DeliveryContext {
+    pub tracker: Arc<Tracker>,
+    pub echo: bool,
+    pub stats: Mutex<Option<KafkaStats>>,
+}
+
+impl ClientContext for DeliveryContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        warn!("kafka: {error}: {reason}");
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        *lock(&self.stats) = Some(statistics.into());
+    }
+
+    /// librdkafka's own log (`-X debug=...` shows up with `-v`).
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => error!("kafka: {facility}: {message}"),
+            RDKafkaLogLevel::Warning => warn!("kafka: {facility}: {message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                info!("kafka: {facility}: {message}")
+            }
+            RDKafkaLogLevel::Debug => debug!("kafka: {facility}: {message}"),
+        }
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+        match result {
+            Ok(message) => {
+                if self.echo {
+                    let mut out = std::io::stdout().lock();
+                    // A closed stdout must not stop delivery; the tee is best effort.
+                    let _ = out
+                        .write_all(message.payload().unwrap_or_default())
+                        .and_then(|()| out.write_all(b"\n"));
+                }
+                self.tracker.delivered(seq as u64);
+            }
+            Err((error, message)) => self.tracker.failed(seq as u64, || {
+                format!("delivery to {} failed: {error}", message.topic())
+            }),
+        }
+    }
+}
+
+/// Get the idempotent producer its id now instead of in 0.5-1 s.
+///
+/// librdkafka (2.10 and later) asks for a producer id when a metadata
+/// response arrives, but only if a broker is up then. The first response
+/// comes over the bootstrap connection, which it drops right after in
+/// favour of the brokers it names, so it finds none up and retries on a
+/// 500 ms timer: every start (each inetd connection, too) waited for it.
+/// A second metadata request is answered by a real broker, which is then
+/// up. It runs on its own thread and is only a nudge: on failure the timer
+/// still does the job.
+pub fn request_producer_id(producer: &ThreadedProducer<DeliveryContext>, topic: &str) {
+    let producer = producer.clone();
+    let topic = topic.to_owned();
+    let nudge = move || {
+        for _ in 0..2 {
+            if let Err(e) = producer
+                .client()
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            {
+                debug!("kafka: metadata for {topic}: {e}");
+                return;
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("kafka-warm-up".into())
+        .spawn(nudge)
+    {
+        debug!("kafka: no warm-up thread: {e}");
+    }
+}
