@@ -4,16 +4,27 @@
 //! Built on `csv-core`, the engine of the `csv` crate, because framing is
 //! already done: a `csv::Reader` would want to own the stream and its
 //! offsets. The buffers are reused, so splitting allocates nothing per line
-//! once warmed up.
+//! once warmed up, and most fields are not even copied: they are ranges of
+//! the line.
 
-use std::ops::Range;
-
-/// Reusable splitter; holds the unescaped fields of the last line.
+/// Reusable splitter; knows where the fields of the last line are.
 #[derive(Debug)]
 pub struct Splitter {
     reader: csv_core::Reader,
+    /// Fields that had to be unescaped (a `""` inside, or csv-core's output).
     out: Vec<u8>,
+    /// Where each field of the last line is.
+    spans: Vec<Span>,
+    /// csv-core's field ends in `out` (scratch).
     ends: Vec<usize>,
+}
+
+/// One field: a range of the line, or of `out` when it was unescaped.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+    copied: bool,
 }
 
 /// Why a line is not one CSV record.
@@ -32,6 +43,7 @@ impl Default for Splitter {
                 .terminator(csv_core::Terminator::Any(b'\n'))
                 .build(),
             out: Vec::new(),
+            spans: Vec::new(),
             ends: Vec::new(),
         }
     }
@@ -54,7 +66,7 @@ impl Splitter {
             return Err(SplitError::UnbalancedQuotes);
         }
         if self.split_simple(line) {
-            return Ok(self.ends.len());
+            return Ok(self.spans.len());
         }
         Ok(self.split_quoted(line))
     }
@@ -90,6 +102,16 @@ impl Splitter {
             }
         }
         // Field ends are relative to the start of this record's output.
+        self.spans.clear();
+        let mut start = 0;
+        for &end in &self.ends[..nends] {
+            self.spans.push(Span {
+                start,
+                end,
+                copied: true,
+            });
+            start = end;
+        }
         nends
     }
 
@@ -100,34 +122,63 @@ impl Splitter {
     /// unquoted field): csv-core splits that.
     fn split_simple(&mut self, line: &[u8]) -> bool {
         self.out.clear();
-        self.ends.clear();
-        let mut rest = line;
+        self.spans.clear();
+        let mut at = 0;
         loop {
-            let after = if let Some(mut quoted) = rest.strip_prefix(b"\"") {
-                // `""` inside is one quote (every cdr_csv clid has some).
-                loop {
-                    let Some(close) = memchr::memchr(b'"', quoted) else {
-                        return false;
-                    };
-                    let escaped = quoted.get(close + 1) == Some(&b'"');
-                    self.out
-                        .extend_from_slice(&quoted[..close + usize::from(escaped)]);
-                    quoted = &quoted[close + 1 + usize::from(escaped)..];
-                    if !escaped {
-                        break quoted;
-                    }
+            let after = if line.get(at) == Some(&b'"') {
+                match self.quoted(line, at + 1) {
+                    Some(after) => after,
+                    None => return false,
                 }
             } else {
-                let end = memchr::memchr2(b',', b'"', rest).unwrap_or(rest.len());
-                self.out.extend_from_slice(&rest[..end]);
-                &rest[end..]
+                let end = memchr::memchr2(b',', b'"', &line[at..]).map_or(line.len(), |i| at + i);
+                self.spans.push(Span {
+                    start: at,
+                    end,
+                    copied: false,
+                });
+                end
             };
-            self.ends.push(self.out.len());
-            match after.split_first() {
+            match line.get(after) {
                 None => return true,
-                Some((b',', next)) => rest = next,
+                Some(b',') => at = after + 1,
                 Some(_) => return false,
             }
+        }
+    }
+
+    /// The quoted field whose text starts at `body`; returns the index
+    /// after its closing quote, `None` if it never closes. Only a field
+    /// with `""` inside (every cdr_csv clid) is copied, unescaped.
+    fn quoted(&mut self, line: &[u8], body: usize) -> Option<usize> {
+        let mut copied = None;
+        let mut at = body;
+        loop {
+            let quote = at + memchr::memchr(b'"', &line[at..])?;
+            if line.get(quote + 1) == Some(&b'"') {
+                copied.get_or_insert(self.out.len());
+                // Up to and with the first quote of the pair.
+                self.out.extend_from_slice(&line[at..=quote]);
+                at = quote + 2;
+                continue;
+            }
+            let span = match copied {
+                Some(start) => {
+                    self.out.extend_from_slice(&line[at..quote]);
+                    Span {
+                        start,
+                        end: self.out.len(),
+                        copied: true,
+                    }
+                }
+                None => Span {
+                    start: body,
+                    end: quote,
+                    copied: false,
+                },
+            };
+            self.spans.push(span);
+            return Some(quote + 1);
         }
     }
 
@@ -137,29 +188,39 @@ impl Splitter {
     /// some after its connect banner) are not part of the record.
     pub fn split_fixed(&mut self, line: &[u8], ranges: &[(usize, usize)]) -> usize {
         let start_nuls = line.iter().take_while(|&&b| b == 0).count();
-        let line = &line[start_nuls..];
-        self.out.clear();
-        self.ends.clear();
+        self.spans.clear();
         let mut started = 0;
         for &(offset, len) in ranges {
-            if offset < line.len() {
+            let start = start_nuls.saturating_add(offset);
+            let span = if start < line.len() {
                 started += 1;
-                let field = &line[offset..(offset + len).min(line.len())];
-                self.out.extend_from_slice(field.trim_ascii());
-            }
-            self.ends.push(self.out.len());
+                let end = start.saturating_add(len).min(line.len());
+                let field = &line[start..end];
+                let trimmed = field.trim_ascii_start();
+                let start = end - trimmed.len();
+                Span {
+                    start,
+                    end: start + trimmed.trim_ascii_end().len(),
+                    copied: false,
+                }
+            } else {
+                Span {
+                    start: 0,
+                    end: 0,
+                    copied: false,
+                }
+            };
+            self.spans.push(span);
         }
         started
     }
 
-    /// The unescaped bytes of field `index` of the last split line.
-    pub fn field(&self, index: usize) -> &[u8] {
-        &self.out[self.range(index)]
-    }
-
-    fn range(&self, index: usize) -> Range<usize> {
-        let start = if index == 0 { 0 } else { self.ends[index - 1] };
-        start..self.ends[index]
+    /// The unescaped bytes of field `index` of the last split `line` (the
+    /// same bytes that were split).
+    pub fn field<'a>(&'a self, line: &'a [u8], index: usize) -> &'a [u8] {
+        let span = self.spans[index];
+        let from = if span.copied { &self.out[..] } else { line };
+        &from[span.start..span.end]
     }
 }
 
@@ -175,7 +236,7 @@ mod tests {
         let mut splitter = Splitter::default();
         let n = splitter.split(line)?;
         Ok((0..n)
-            .map(|i| String::from_utf8_lossy(splitter.field(i)).into_owned())
+            .map(|i| String::from_utf8_lossy(splitter.field(line, i)).into_owned())
             .collect())
     }
 
@@ -208,7 +269,7 @@ mod tests {
         let mut splitter = Splitter::default();
         assert_eq!(splitter.split(b"a,b,c").unwrap(), 3);
         assert_eq!(splitter.split(b"\"x\"").unwrap(), 1);
-        assert_eq!(splitter.field(0), b"x");
+        assert_eq!(splitter.field(b"\"x\"", 0), b"x");
     }
 
     #[test]
@@ -229,9 +290,12 @@ mod tests {
             b"\"x\" ,y",
             b"\"\xd0\x98\xd0\xb2\",1",
         ];
-        let collect =
-            |s: &Splitter, n: usize| (0..n).map(|i| s.field(i).to_vec()).collect::<Vec<_>>();
         for line in lines {
+            let collect = |s: &Splitter, n: usize| {
+                (0..n)
+                    .map(|i| s.field(line, i).to_vec())
+                    .collect::<Vec<_>>()
+            };
             let (mut fast, mut core) = (Splitter::default(), Splitter::default());
             let n = fast.split(line).unwrap();
             let m = core.split_quoted(line);

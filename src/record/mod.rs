@@ -101,6 +101,7 @@ pub struct Mapper {
     header: Header,
     splitter: Splitter,
     out: Vec<u8>,
+    key_bytes: Vec<u8>,
 }
 
 impl Mapper {
@@ -133,6 +134,7 @@ impl Mapper {
             header,
             splitter: Splitter::default(),
             out: Vec::new(),
+            key_bytes: Vec::new(),
         })
     }
 
@@ -159,7 +161,7 @@ impl Mapper {
         let (text, _) = charset.decode_without_bom_handling(line);
         let found = self.splitter.split(text.as_bytes())?;
         let names: Vec<&str> = (0..found)
-            .map(|i| std::str::from_utf8(self.splitter.field(i)).map(str::trim))
+            .map(|i| std::str::from_utf8(self.splitter.field(text.as_bytes(), i)).map(str::trim))
             .collect::<Result<_, _>>()
             .map_err(|_| Reject::BadHeader("not UTF-8".into()))?;
         let columns = Columns::from_names(&names).map_err(|e| Reject::BadHeader(e.to_string()))?;
@@ -204,14 +206,14 @@ impl Mapper {
                 max: columns.columns.len(),
             });
         }
-        let splitter = &self.splitter;
-        let utf8 = |i| std::str::from_utf8(splitter.field(i)).is_ok();
+        let (splitter, text) = (&self.splitter, text.as_bytes());
+        let utf8 = |i| std::str::from_utf8(splitter.field(text, i)).is_ok();
         if columns.fixed.is_some() && !(0..emitted).all(utf8) {
             return Err(Reject::CutCharacter);
         }
         // CSV unquoting removes only ASCII bytes from decoded text, and
         // fixed-width fields were checked above: every field is UTF-8.
-        let fields = (0..emitted).map(|i| splitter.field(i));
+        let fields = (0..emitted).map(|i| splitter.field(text, i));
         let meta = meta_host.as_deref().map(|host| MetaFields {
             host,
             source: origin.source,
@@ -219,14 +221,16 @@ impl Mapper {
             line: origin.line,
         });
         writer.write(fields, meta, lossy.then_some(line), &mut self.out)?;
+        // The key outlives the decoded text: it gets its own buffer.
+        self.key_bytes.clear();
         let key = self
             .key
             .filter(|&k| k < emitted)
-            .map(|k| self.splitter.field(k))
-            .filter(|k| !k.is_empty());
+            .map(|k| splitter.field(text, k));
+        self.key_bytes.extend_from_slice(key.unwrap_or_default());
         Ok(Some(Mapped {
             value: &self.out,
-            key,
+            key: Some(&self.key_bytes[..]).filter(|k| !k.is_empty()),
             lossy,
         }))
     }
