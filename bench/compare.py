@@ -20,7 +20,9 @@ stdin with the broker down for OUTAGE seconds in the middle; peak RSS.
 
 usage: bench/compare.py [LINES] [ROUNDS] [MEMLINES] [OUTAGE]
        (defaults 1000000 3 10000000 60; MEMLINES 0 skips the probe)
-Prints a markdown table (also the machine) for bench/RESULTS.md.
+Prints a markdown report (machine, table, memory probe) and writes it into
+bench/RESULTS.md between its `<!-- compare.py -->` markers; the analysis
+around them is written by hand.
 """
 import os
 import re
@@ -36,6 +38,8 @@ ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 MEMLINES = int(sys.argv[3]) if len(sys.argv) > 3 else 10_000_000
 OUTAGE = float(sys.argv[4]) if len(sys.argv) > 4 else 60
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "bench/RESULTS.md")
+BEGIN, END = "<!-- compare.py: begin -->", "<!-- compare.py: end -->"
 CDRSHIP = os.path.join(ROOT, "target/release/cdrship")
 MOCK = os.path.join(ROOT, "target/release/examples/mock_broker")
 
@@ -142,6 +146,31 @@ def stream(addr, chunks):
         t.join()
 
 
+def machine():
+    """One line: CPUs, RAM, and the kcat and cdrship builds compared."""
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                  if line.startswith("model name")), "unknown CPU")
+    mem = next(int(line.split()[1]) for line in open("/proc/meminfo")
+               if line.startswith("MemTotal"))
+    kcat = subprocess.run(["kcat", "-V"], capture_output=True, text=True).stdout
+    kcat = re.search(r"Version (\S+) .*?(librdkafka \S+)", kcat)
+    cdrship = subprocess.run([CDRSHIP, "--version"], capture_output=True, text=True).stdout.strip()
+    return (f"Machine: {os.cpu_count()} x {model}, {mem / 2**20:.0f} GiB RAM; "
+            f"kcat {kcat.group(1)} ({kcat.group(2)}); {cdrship}; {time.strftime('%Y-%m-%d')}.")
+
+
+def record(report):
+    """Print the report and put it into RESULTS.md between the markers."""
+    text = "\n".join(report)
+    print(text)
+    results = open(RESULTS, encoding="utf-8").read()
+    if BEGIN in results and END in results:
+        head, rest = results.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        with open(RESULTS, "w", encoding="utf-8") as out:
+            out.write(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+
+
 def main():
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "cdrship",
                     "--example", "mock_broker"], cwd=ROOT, check=True)
@@ -190,17 +219,20 @@ def main():
             results[name].append(measure())
 
     kcat_rate = LINES / (sum(r[0] for r in results["kcat"]) / ROUNDS)
-    print(f"{LINES} lines, {size / 1e6:.1f} MB, {ROUNDS} rounds alternating; broker "
-          f"{'KAFKA_BROKERS=' + brokers if broker is None else 'librdkafka mock cluster (own process, 4 partitions)'}; "
-          f"{os.cpu_count()} CPUs")
-    print()
-    print("| mode | lines/s | MB/s | x kcat | CPU s per M lines | peak RSS MiB |")
-    print("|---|--:|--:|--:|--:|--:|")
+    report = [
+        machine(),
+        "",
+        f"{LINES:,} lines, {size / 1e6:.1f} MB, {ROUNDS} rounds alternating; broker "
+        f"{'KAFKA_BROKERS=' + brokers if broker is None else 'librdkafka mock cluster (own process, 4 partitions)'}.",
+        "",
+        "| mode | lines/s | MB/s | x kcat | CPU s per M lines | peak RSS MiB |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
     for name, _ in modes:
         for wall, cpu, rss in results[name]:
             rate = LINES / wall
-            print(f"| {name} | {rate:,.0f} | {size / wall / 1e6:.1f} | {rate / kcat_rate:.2f} | "
-                  f"{cpu / LINES * 1e6:.2f} | {rss / 1024:.0f} |")
+            report.append(f"| {name} | {rate:,.0f} | {size / wall / 1e6:.1f} | {rate / kcat_rate:.2f} | "
+                          f"{cpu / LINES * 1e6:.2f} | {rss / 1024:.0f} |")
 
     if MEMLINES and broker is not None:
         big = os.path.join(work, "big.csv")
@@ -217,9 +249,9 @@ def main():
         threading.Thread(target=outage, daemon=True).start()
         with open(big, "rb") as f:
             wall, cpu, rss = Run(work, base + ["-q"], stdin=f).finish()
-        print()
-        print(f"Memory probe: {MEMLINES:,} raw lines from stdin, broker down for {OUTAGE:.0f} s "
-              f"from second 2: all delivered in {wall:.1f} s, peak RSS {rss / 1024:.0f} MiB.")
+        report += ["", f"Memory probe: {MEMLINES:,} raw lines from stdin, broker down for {OUTAGE:.0f} s "
+                       f"from second 2: all delivered in {wall:.1f} s, **peak RSS {rss / 1024:.0f} MiB**."]
+    record(report)
     if broker is not None:
         broker.stdin.close()
         broker.wait()
