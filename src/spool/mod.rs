@@ -98,30 +98,28 @@ impl Inner {
             return Ok(());
         };
         let mut written = 0;
-        while written < self.pending.len() {
+        let result = loop {
+            if written == self.pending.len() {
+                break Ok(());
+            }
             match writer.write(&self.pending[written..]) {
-                Ok(0) => {
-                    self.failing = true;
-                    self.pending.drain(..written);
-                    return Err(std::io::ErrorKind::WriteZero.into());
-                }
+                Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
                 Ok(n) => written += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    if !self.failing {
-                        warn!("spool: writing failed: {e}; retrying, and new lines wait");
-                    }
-                    self.failing = true;
-                    self.pending.drain(..written);
-                    return Err(e);
-                }
+                Err(e) => break Err(e),
             }
+        };
+        self.pending.drain(..written);
+        match &result {
+            Ok(()) if std::mem::take(&mut self.failing) => info!("spool: writing works again"),
+            Ok(()) => {}
+            Err(e) if !self.failing => {
+                warn!("spool: writing failed: {e}; retrying, and new lines wait");
+                self.failing = true;
+            }
+            Err(_) => {}
         }
-        self.pending.clear();
-        if std::mem::take(&mut self.failing) {
-            info!("spool: writing works again");
-        }
-        Ok(())
+        result
     }
 }
 
