@@ -104,7 +104,7 @@ impl TimeConv {
             TimeFormat::ClickHouse => local.strftime("%Y-%m-%d %H:%M:%S").to_string(),
             TimeFormat::Pattern(pattern) => local.strftime(pattern).to_string(),
         };
-        serde_json::to_writer(&mut *out, &text).expect("writing to a Vec cannot fail");
+        json_text::string(out, text.as_bytes());
         Ok(())
     }
 }
