@@ -7,55 +7,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::path::Path;
 
-use common::{cdrship, numbered, texts, wait_until, Broker, Followed, Reader};
-
-fn append(path: &Path, text: &str) {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    file.write_all(text.as_bytes()).unwrap();
-}
-
-/// The lines a test expects on a topic, in order, and what arrived so far.
-struct Expected {
-    reader: Reader,
-    got: Vec<common::Msg>,
-    want: Vec<String>,
-}
-
-impl Expected {
-    fn new(broker: &Broker, topic: &str) -> Self {
-        Expected {
-            reader: broker.reader(topic),
-            got: Vec::new(),
-            want: Vec::new(),
-        }
-    }
-
-    /// Append `text` to `path` and expect its lines next.
-    fn add(&mut self, path: &Path, text: String) {
-        self.want.extend(text.lines().map(str::to_owned));
-        append(path, &text);
-    }
-
-    /// Expect `line` next (the test wrote it some other way).
-    fn push(&mut self, line: impl Into<String>) {
-        self.want.push(line.into());
-    }
-
-    /// Read until as many messages as expected arrived; check their order.
-    fn check(&mut self) {
-        self.reader.read_more(&mut self.got, self.want.len());
-        assert_eq!(texts(&self.got), self.want);
-    }
-
-    /// Nothing beyond the expected lines is stored on the topic.
-    fn nothing_more(&self) {
-        assert_eq!(self.reader.stored(), self.want.len() as i64);
-    }
-}
+use common::{append, cdrship, numbered, texts, wait_until, Broker, Expected, Followed};
 
 #[test]
 fn rotated_while_stopped_finishes_the_old_file_first() {

@@ -6,6 +6,10 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+mod expected;
+
+pub use expected::{append, Expected};
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};

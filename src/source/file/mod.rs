@@ -69,9 +69,9 @@ pub async fn run(
         tokio::time::interval(cfg.options.poll_interval.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
-    let saved = match progress.as_deref() {
+    let (saved, ever_saved) = match progress.as_deref() {
         Some(p) => load_state(p),
-        None => None,
+        None => (None, false),
     };
     let mut generation = 0;
     let mut announced = false;
@@ -89,7 +89,9 @@ pub async fn run(
             () = stop.cancelled() => return Ok(()),
         }
     };
-    if saved.is_none() && !announced && cfg.options.from == StartAt::End {
+    // --from applies to a first start only: a state that exists but cannot
+    // be used means reading from the start (duplicates, never a skip).
+    if !ever_saved && !announced && cfg.options.from == StartAt::End {
         let start = end_of_last_line(&current.file)?;
         info!(
             "{}: --from end: skipping the {start} bytes already there",
@@ -223,13 +225,17 @@ fn lag(tracker: &Tracker, current: &Current) -> u64 {
     }
 }
 
-fn load_state(progress: &Progress) -> Option<State> {
+/// The saved state, and whether there was one at all (usable or not).
+fn load_state(progress: &Progress) -> (Option<State>, bool) {
     match progress.load() {
-        Ok(state) => state,
+        Ok(state) => {
+            let found = state.is_some();
+            (state, found)
+        }
         Err(e) => {
             // Reading from the start re-sends lines; guessing would skip them.
             error!("{e:#}; reading the file from the start");
-            None
+            (None, true)
         }
     }
 }

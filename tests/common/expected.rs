@@ -1,0 +1,56 @@
+//! What a test expects on a topic, in order, and what arrived so far.
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::Path;
+
+use super::{texts, Broker, Msg, Reader};
+
+/// Append `text` to `path` (created if missing), one open-append-close.
+pub fn append(path: &Path, text: &str) {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// The lines a test expects on a topic, in order, and what arrived so far.
+pub struct Expected {
+    reader: Reader,
+    got: Vec<Msg>,
+    want: Vec<String>,
+}
+
+impl Expected {
+    pub fn new(broker: &Broker, topic: &str) -> Self {
+        Expected {
+            reader: broker.reader(topic),
+            got: Vec::new(),
+            want: Vec::new(),
+        }
+    }
+
+    /// Append `text` to `path` and expect its lines next.
+    pub fn add(&mut self, path: &Path, text: String) {
+        self.want.extend(text.lines().map(str::to_owned));
+        append(path, &text);
+    }
+
+    /// Expect `line` next (the test wrote it some other way).
+    pub fn push(&mut self, line: impl Into<String>) {
+        self.want.push(line.into());
+    }
+
+    /// Read until as many messages as expected arrived; check their order.
+    pub fn check(&mut self) {
+        self.reader.read_more(&mut self.got, self.want.len());
+        assert_eq!(texts(&self.got), self.want);
+    }
+
+    /// Nothing beyond the expected lines is stored on the topic.
+    pub fn nothing_more(&self) {
+        assert_eq!(self.reader.stored(), self.want.len() as i64);
+    }
+}

@@ -1,0 +1,45 @@
+//! End to end: what a restarted follower does with the state it finds, a
+//! corrupt one or one whose file was replaced, rotated or recreated while
+//! cdrship was stopped. The rule under test: never seek into a file that
+//! cannot be proven to be the saved one; duplicates, never a skip.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::{append, numbered, Broker, Expected, Followed};
+
+/// The state file in `f`'s state directory.
+fn state_file(f: &Followed) -> PathBuf {
+    let dir = f.dir.path().join("state");
+    fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".state.json"))
+        .expect("a saved state")
+}
+
+#[test]
+fn from_end_after_a_corrupt_state_reads_from_the_start() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "corrupt-from-end");
+    let extra = ["--from", "beginning"];
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("cdr", 0..5));
+    let mut run = f.start_with(&broker, &extra);
+    e.check();
+    run.stop();
+
+    append(&f.path, &numbered("cdr", 5..10));
+    fs::write(state_file(&f), b"{\"version\":1,\"pa").unwrap();
+    // A state existed: --from end no longer applies, the file is re-read.
+    let mut run = f.start_with(&broker, &["--from", "end"]);
+    run.wait_for_log("corrupt");
+    for line in numbered("cdr", 0..10).lines() {
+        e.push(line);
+    }
+    e.check();
+    run.stop();
+    e.nothing_more();
+}
