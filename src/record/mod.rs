@@ -50,7 +50,7 @@ pub struct JsonFormat {
 }
 
 /// Where `--header` stands for the current input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Header {
     /// No `--header`: the layout is fixed.
     Off,
@@ -58,6 +58,10 @@ enum Header {
     Expected,
     /// The layout was learned from a header line.
     Known,
+    /// The header line was rejected for this reason: the columns are
+    /// unknown, so every data line is rejected too (taking the next line
+    /// for the header would consume a record unseen).
+    Unusable(String),
 }
 
 /// Where a line came from, for metadata.
@@ -154,6 +158,15 @@ impl Mapper {
     /// With `--header`: learn the columns from `line`, the input's first
     /// line (a file resumed mid-way reads it separately).
     pub fn learn_header(&mut self, line: &[u8]) -> Result<(), Reject> {
+        let learned = self.columns_of(line);
+        if let Err(reject) = &learned {
+            self.header = Header::Unusable(reject.to_string());
+        }
+        learned
+    }
+
+    /// [`learn_header`](Self::learn_header) up to its failure.
+    fn columns_of(&mut self, line: &[u8]) -> Result<(), Reject> {
         let (Some((writer, charset, _)), false) = (&mut self.json, self.header == Header::Off)
         else {
             return Ok(());
@@ -177,8 +190,10 @@ impl Mapper {
         line: &'a [u8],
         origin: Origin<'_>,
     ) -> Result<Option<Mapped<'a>>, Reject> {
-        if self.header == Header::Expected {
-            return self.learn_header(line).map(|()| None);
+        match &self.header {
+            Header::Expected => return self.learn_header(line).map(|()| None),
+            Header::Unusable(why) => return Err(Reject::NoHeader(why.clone())),
+            Header::Off | Header::Known => {}
         }
         let Some((writer, charset, meta_host)) = &self.json else {
             return Ok(Some(Mapped {
@@ -420,6 +435,17 @@ mod tests {
         m.expect_header();
         let bad = m.map(b"x,x", STDIN).unwrap_err().to_string();
         assert!(bad.contains("twice"), "{bad}");
+        // No data line is ever taken for the header after a bad one: each
+        // is rejected until the next input brings its own header.
+        for line in [&b"1,2"[..], b"3,4"] {
+            let no_header = m.map(line, STDIN).unwrap_err().to_string();
+            assert!(no_header.contains("twice"), "{no_header}");
+        }
+        assert!(m.learn_header(b"a:b").is_err());
+        assert!(m.map(b"1", STDIN).is_err(), "a failed learn is no header");
+        m.expect_header();
+        assert!(m.map(b"v", STDIN).unwrap().is_none());
+        assert_eq!(text(&mut m, b"1"), r#"{"v":"1"}"#);
     }
 
     #[test]

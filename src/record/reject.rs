@@ -17,6 +17,8 @@ pub enum Reject {
     BadCsv(&'static str),
     /// A `--header` line that cannot name columns.
     BadHeader(String),
+    /// A data line after a `--header` line that was rejected.
+    NoHeader(String),
     /// A fixed-width column boundary falls inside a multi-byte character.
     CutCharacter,
     /// The field count is outside the layout.
@@ -43,6 +45,10 @@ impl fmt::Display for Reject {
             ),
             Reject::BadCsv(why) => write!(f, "not a CSV record: {why}"),
             Reject::BadHeader(why) => write!(f, "not a usable header line: {why}"),
+            Reject::NoHeader(why) => write!(
+                f,
+                "column names unknown: this input's --header line was rejected ({why})"
+            ),
             Reject::CutCharacter => {
                 write!(f, "a fixed-width column cuts a multi-byte character")
             }
