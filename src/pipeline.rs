@@ -255,8 +255,8 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
 
 /// Route what an earlier run spooled but never delivered, before any new
 /// line: the order of the stream is kept.
-async fn replay(backlog: Backlog, mut router: Router, stop: &CancellationToken) -> Result<()> {
-    let replayed = backlog.replay(&mut router, stop).await?;
+async fn replay(backlog: Backlog, router: Router, stop: &CancellationToken) -> Result<()> {
+    let replayed = backlog.replay(&router, stop).await?;
     if replayed.lines > 0 {
         info!(
             "spool: sending {} lines an earlier run left undelivered",

@@ -92,6 +92,13 @@ impl Router {
         self.sink.flush(&mut self.batch).await;
     }
 
+    /// The source ended: hand the batched lines to the producer; the spool
+    /// no longer needs its header.
+    pub async fn close(&mut self) {
+        self.flush().await;
+        self.sink.forget_header(&self.label);
+    }
+
     /// With `--header`, the next line names the columns.
     pub fn expect_header(&mut self) {
         self.mapper.expect_header();
@@ -105,18 +112,26 @@ impl Router {
         }
     }
 
+    /// With `--header`, learn the columns from a header line read back
+    /// from the spool.
+    pub fn learn_header_frame(&mut self, frame: Frame<'_>) {
+        match frame {
+            Frame::Line { bytes, .. } => self.learn_header(bytes),
+            Frame::Overlong { len, .. } => {
+                let max = self.max_line;
+                self.mapper.reject_header(&Reject::TooLong { len, max });
+            }
+        }
+    }
+
     /// Send one frame; `position` is where it sits in a followed file.
     pub async fn route(&mut self, frame: Frame<'_>, position: Option<Position<'_>>) {
         self.send(frame, position.map(|p| p.mark), position.map(|p| p.file))
             .await;
     }
 
-    /// Send a frame read back from the spool, as read from `source`;
-    /// `mark` is its place in the spool.
-    pub async fn replay(&mut self, frame: Frame<'_>, source: &str, mark: Mark) {
-        if self.label != source {
-            source.clone_into(&mut self.label);
-        }
+    /// Send a frame read back from the spool; `mark` is its place there.
+    pub async fn replay(&mut self, frame: Frame<'_>, mark: Mark) {
         self.send(frame, Some(mark), None).await;
     }
 
@@ -164,10 +179,17 @@ impl Router {
             offset,
             line: number,
         };
+        // A new line of a spooled source that names its columns is spooled
+        // as its header, whether it could be used or not: replay then maps
+        // the lines after it as this run does.
+        let header = self.mapper.expects_header() && mark.is_none();
         let (line, reject) = match frame {
             Frame::Line { bytes, .. } => match self.mapper.map(bytes, origin) {
                 // The --header line names the columns; it is no record.
-                Ok(None) => return,
+                Ok(None) => {
+                    self.sink.spool_header(frame, &self.label).await;
+                    return;
+                }
                 Ok(Some(mapped)) => {
                     if mapped.lossy {
                         self.sink.note(Note::Lossy);
@@ -194,13 +216,14 @@ impl Router {
                 }
                 Err(reject) => (bytes, reject),
             },
-            Frame::Overlong { head, len, .. } => (
-                head,
-                Reject::TooLong {
-                    len,
-                    max: self.max_line,
-                },
-            ),
+            Frame::Overlong { head, len, .. } => {
+                let max = self.max_line;
+                let reject = Reject::TooLong { len, max };
+                if header {
+                    self.mapper.reject_header(&reject);
+                }
+                (head, reject)
+            }
         };
         let reason = reject.to_string();
         let n = REJECTS_LOGGED.fetch_add(1, Ordering::Relaxed);
@@ -220,5 +243,8 @@ impl Router {
         };
         self.sink.flush(&mut self.batch).await;
         self.sink.send(Dest::Reject(&reason), msg).await;
+        if header {
+            self.sink.spool_header(frame, &self.label).await;
+        }
     }
 }

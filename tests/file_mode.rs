@@ -5,7 +5,6 @@ mod common;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
-use std::path::Path;
 
 use common::{append, cdrship, numbered, texts, wait_until, Broker, Expected, Followed};
 

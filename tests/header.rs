@@ -56,3 +56,27 @@ fn a_resumed_file_with_a_bad_header_rejects_the_line_it_resumes_at() {
         .all(|r| r.contains("column names unknown")));
     assert_eq!(broker.reader(&f.topic).stored(), 0);
 }
+
+#[test]
+fn an_overlong_header_line_leaves_the_columns_unknown() {
+    let broker = Broker::start();
+    let topic = broker.topic("long-header", 1);
+    let args = [
+        "-t",
+        &topic,
+        "-f",
+        "json",
+        "--header",
+        "--max-line-bytes",
+        "8",
+    ];
+    let mut run = cdrship(&broker, &args);
+    run.feed(b"abcdefghijklmnop\n1,2\n");
+    run.close_stdin();
+    run.wait();
+    let rejects = broker.reader(&format!("{topic}.rejects")).read(2);
+    let why = reasons(&rejects);
+    assert!(why[0].contains("exceeds --max-line-bytes"), "{why:?}");
+    assert!(why[1].contains("column names unknown"), "{why:?}");
+    assert_eq!(broker.reader(&topic).stored(), 0);
+}

@@ -237,3 +237,42 @@ fn a_small_spool_passes_more_lines_than_it_holds() {
     let got = broker.reader(&topic).read(100_000);
     assert_eq!(texts(&got), lines.lines().collect::<Vec<_>>());
 }
+
+#[test]
+fn header_lines_are_spooled_per_connection_and_map_the_replay() {
+    let broker = Broker::start();
+    let topic = broker.topic("spool-header", 1);
+    let spool = tempfile::tempdir().unwrap();
+    let json = ["--listen", "127.0.0.1:0", "-f", "json", "--header"];
+
+    let down = spooling_without_broker(&topic, spool.path(), &json);
+    let addr = down.listening_on();
+    let mut first = TcpStream::connect(addr).unwrap();
+    first.write_all(b"a,b,c\n1,2,3\n4,5,6\n7,8,9\n").unwrap();
+    drop(first);
+    wait_spooled(&down, spool.path(), "tcp", 3);
+    // Another PBX with its own header, read while the first is spooled.
+    let mut second = TcpStream::connect(addr).unwrap();
+    second.write_all(b"x,y\n10,20\n").unwrap();
+    drop(second);
+    wait_spooled(&down, spool.path(), "tcp", 4);
+    down.signal("KILL");
+
+    let dir = spool.path().to_str().unwrap();
+    let mut up = cdrship(
+        &broker,
+        &[&["-t", &topic, "--spool-dir", dir], &json[..]].concat(),
+    );
+    let got = broker.reader(&topic).read(4);
+    assert_eq!(
+        texts(&got),
+        [
+            r#"{"a":"1","b":"2","c":"3"}"#,
+            r#"{"a":"4","b":"5","c":"6"}"#,
+            r#"{"a":"7","b":"8","c":"9"}"#,
+            r#"{"x":"10","y":"20"}"#,
+        ]
+    );
+    up.stop();
+    assert_eq!(broker.reader(&topic).stored(), 4);
+}

@@ -147,6 +147,11 @@ impl Mapper {
         self.key_name.is_some()
     }
 
+    /// With `--header`: whether the next line is taken for the header.
+    pub fn expects_header(&self) -> bool {
+        self.header == Header::Expected
+    }
+
     /// With `--header`: the next line names the columns (a new file, or a
     /// truncated one, starts with its header).
     pub fn expect_header(&mut self) {
@@ -155,12 +160,20 @@ impl Mapper {
         }
     }
 
+    /// With `--header`: the header line was rejected before mapping (too
+    /// long); the columns stay unknown until the next header.
+    pub fn reject_header(&mut self, reject: &Reject) {
+        if self.header != Header::Off {
+            self.header = Header::Unusable(reject.to_string());
+        }
+    }
+
     /// With `--header`: learn the columns from `line`, the input's first
     /// line (a file resumed mid-way reads it separately).
     pub fn learn_header(&mut self, line: &[u8]) -> Result<(), Reject> {
         let learned = self.columns_of(line);
         if let Err(reject) = &learned {
-            self.header = Header::Unusable(reject.to_string());
+            self.reject_header(reject);
         }
         learned
     }

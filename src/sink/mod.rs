@@ -277,14 +277,51 @@ impl Sink {
     /// sequence order and the watermark is a spool position. A full or
     /// failing spool makes the source wait (backpressure), never drops.
     async fn begin(&self, msg: &Outgoing<'_>, rejected: bool) -> Option<u64> {
+        let refused = match self.until_spooled(|| self.try_begin(msg, rejected)).await {
+            Ok(seq) => return Some(seq),
+            Err(refused) => refused,
+        };
+        self.tracker.note(Note::Unspooled);
+        let seq = self.tracker.begin(None, rejected, msg.value.len());
+        self.tracker.failed(seq, || {
+            format!("shutdown timeout reached before the spool took the line: {refused}")
+        });
+        None
+    }
+
+    /// Spool `line`, the `--header` line of `source` (stdin, a TCP
+    /// connection), waiting for room as lines do: replay maps the source's
+    /// lines by it.
+    pub async fn spool_header(&self, line: Frame<'_>, source: &str) {
+        let Some(spool) = &self.spool else {
+            return;
+        };
+        if let Err(refused) = self.until_spooled(|| spool.header(line, source)).await {
+            warn!("{source}: shutdown timeout reached before the spool took the header line: {refused}");
+        }
+    }
+
+    /// The spool is done with `source`'s header.
+    pub fn forget_header(&self, source: &str) {
+        if let Some(spool) = &self.spool {
+            spool.forget(source);
+        }
+    }
+
+    /// Retry `attempt` while the spool refuses it (full, failing disk),
+    /// until it succeeds or the shutdown timeout gives up (the refusal).
+    async fn until_spooled<T>(
+        &self,
+        mut attempt: impl FnMut() -> Result<T, AppendError>,
+    ) -> Result<T, AppendError> {
         let mut waited = false;
         loop {
-            let error = match self.try_begin(msg, rejected) {
-                Ok(seq) => {
+            let error = match attempt() {
+                Ok(done) => {
                     if waited {
                         info!("spool accepts lines again; reading resumed");
                     }
-                    return Some(seq);
+                    return Ok(done);
                 }
                 Err(error) => error,
             };
@@ -295,14 +332,7 @@ impl Sink {
             let spool = self.spool.as_ref().expect("only the spool refuses lines");
             tokio::select! {
                 () = spool.wait_room(Duration::from_secs(1)) => {}
-                () = self.abort.cancelled() => {
-                    self.tracker.note(Note::Unspooled);
-                    let seq = self.tracker.begin(None, rejected, msg.value.len());
-                    self.tracker.failed(seq, || {
-                        format!("shutdown timeout reached before the spool took the line: {error}")
-                    });
-                    return None;
-                }
+                () = self.abort.cancelled() => return Err(error),
             }
         }
     }

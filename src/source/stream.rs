@@ -55,6 +55,6 @@ pub async fn ship<R: AsyncRead + Unpin>(
     if let Some(frame) = framer.finish() {
         router.route(frame, None).await;
     }
-    router.flush().await;
+    router.close().await;
     result
 }

@@ -20,7 +20,7 @@
 mod record;
 mod replay;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -87,6 +87,10 @@ struct Inner {
     total: u64,
     scratch: Vec<u8>,
     committed: Option<Mark>,
+    /// The `--header` line of each source still reading, as encoded
+    /// records: each new segment starts with them, so replay from any
+    /// segment maps a source's lines by its own header.
+    headers: HashMap<String, Vec<u8>>,
 }
 
 impl Inner {
@@ -188,6 +192,7 @@ impl Spool {
                 next,
                 scratch: Vec::new(),
                 committed,
+                headers: HashMap::new(),
             }),
             saving: Mutex::new(()),
             full: AtomicBool::new(false),
@@ -200,13 +205,29 @@ impl Spool {
     /// Append `frame` read from `source`; its position. The record is
     /// written by the next [`write`](Self::write) (or once enough wait).
     pub fn append(&self, frame: Frame<'_>, source: &str) -> Result<Mark, AppendError> {
+        self.push(frame, source, false)
+    }
+
+    /// Append `source`'s `--header` line (no message of its own: replay
+    /// learns the source's columns from it). Every later segment starts
+    /// with it again until [`forget`](Self::forget).
+    pub fn header(&self, frame: Frame<'_>, source: &str) -> Result<(), AppendError> {
+        self.push(frame, source, true).map(drop)
+    }
+
+    /// `source` ended: its header is not copied into new segments anymore.
+    pub fn forget(&self, source: &str) {
+        lock(&self.inner).headers.remove(source);
+    }
+
+    fn push(&self, frame: Frame<'_>, source: &str, header: bool) -> Result<Mark, AppendError> {
         let mut inner = lock(&self.inner);
         let inner = &mut *inner;
         if inner.failing {
             inner.write_pending().map_err(AppendError::Io)?;
         }
         inner.scratch.clear();
-        record::encode(frame, source, &mut inner.scratch);
+        record::encode(frame, source, header, &mut inner.scratch);
         let size = inner.scratch.len() as u64;
         if inner.total > 0 && inner.total + size > self.max_bytes {
             self.full.store(true, Ordering::Release);
@@ -217,25 +238,47 @@ impl Spool {
             .back()
             .is_none_or(|s| s.size >= self.segment_bytes);
         if inner.writer.is_none() || rolled {
-            // The last segment's records first: they belong to its file.
-            inner.write_pending().map_err(AppendError::Io)?;
-            let number = inner.next;
-            let path = segment_path(&self.dir, number);
-            let file = File::options()
-                .create_new(true)
-                .append(true)
-                .open(&path)
-                .map_err(AppendError::Io)?;
-            let id = FileId::of(&file.metadata().map_err(AppendError::Io)?);
-            inner.next += 1;
-            inner.segments.push_back(Segment {
-                number,
-                size: 0,
-                id,
-            });
-            inner.writer = Some(file);
+            self.open_segment(inner)?;
+        }
+        if header {
+            inner
+                .headers
+                .insert(source.to_owned(), inner.scratch.clone());
         }
         inner.pending.extend_from_slice(&inner.scratch);
+        Ok(Self::appended(inner, size))
+    }
+
+    /// Start the next segment, beginning with the live sources' headers.
+    fn open_segment(&self, inner: &mut Inner) -> Result<(), AppendError> {
+        // The last segment's records first: they belong to its file.
+        inner.write_pending().map_err(AppendError::Io)?;
+        let number = inner.next;
+        let path = segment_path(&self.dir, number);
+        let file = File::options()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(AppendError::Io)?;
+        let id = FileId::of(&file.metadata().map_err(AppendError::Io)?);
+        inner.next += 1;
+        inner.segments.push_back(Segment {
+            number,
+            size: 0,
+            id,
+        });
+        inner.writer = Some(file);
+        let copies: usize = inner.headers.values().map(Vec::len).sum();
+        for header in inner.headers.values() {
+            inner.pending.extend_from_slice(header);
+        }
+        Self::appended(inner, copies as u64);
+        Ok(())
+    }
+
+    /// Count `size` bytes just added to `pending` in the last segment and
+    /// return the position after them.
+    fn appended(inner: &mut Inner, size: u64) -> Mark {
         if inner.pending.len() >= PENDING_BYTES {
             // A failure is kept in `failing`: the next append retries.
             let _ = inner.write_pending();
@@ -243,10 +286,10 @@ impl Spool {
         let segment = inner.segments.back_mut().expect("the writer's segment");
         segment.size += size;
         inner.total += size;
-        Ok(Mark {
+        Mark {
             generation: segment.number,
             offset: segment.size,
-        })
+        }
     }
 
     /// Write the appended records (one `write(2)` for all of them). The
@@ -486,6 +529,33 @@ mod tests {
         }
         assert_eq!(at, data.len(), "no torn record");
         lines
+    }
+
+    #[test]
+    fn every_segment_starts_with_the_headers_of_the_live_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+        spool.header(line(b"a,b"), "pbx-1").unwrap();
+        spool.header(line(b"x"), "pbx-2").unwrap();
+        let record = [b'1'; 1000];
+        let first = spool.append(line(&record), "pbx-1").unwrap();
+        spool.forget("pbx-2");
+        while spool.append(line(&record), "pbx-1").unwrap().generation == first.generation {}
+        spool.write().unwrap();
+        let headers = |number| {
+            let data = fs::read(segment_path(dir.path(), number)).unwrap();
+            let mut at = 0;
+            let mut found = Vec::new();
+            while let record::Decoded::Record(r) = record::decode(&data[at..]) {
+                at += r.size;
+                if r.header {
+                    found.push(r.source.to_owned());
+                }
+            }
+            found
+        };
+        assert_eq!(headers(first.generation), ["pbx-1", "pbx-2"]);
+        assert_eq!(headers(first.generation + 1), ["pbx-1"], "pbx-2 ended");
     }
 
     #[test]

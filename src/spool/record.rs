@@ -1,5 +1,6 @@
 //! The spool's on-disk record: one framed line with what replay needs to
-//! route it as it was first routed (its source label and line number).
+//! route it as it was first routed (its source label and line number), or
+//! a source's `--header` line, which replay only learns the columns from.
 //!
 //! ```text
 //! u32 body length | u32 CRC-32 of body | body
@@ -18,6 +19,8 @@ const FIXED: usize = 1 + 8 + 8 + 8 + 2;
 
 const LINE: u8 = 1;
 const OVERLONG: u8 = 2;
+const HEADER: u8 = 3;
+const OVERLONG_HEADER: u8 = 4;
 
 /// A decoded record.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,6 +31,9 @@ pub struct Record<'a> {
     pub source: &'a str,
     /// Bytes the record takes in the segment.
     pub size: usize,
+    /// The source's `--header` line: it names the columns of the source's
+    /// next lines and is no message of its own.
+    pub header: bool,
 }
 
 /// What the bytes at a position hold.
@@ -41,16 +47,23 @@ pub enum Decoded<'a> {
     Torn(&'static str),
 }
 
-/// Append the record for `frame` read from `source` to `out`.
-pub fn encode(frame: Frame<'_>, source: &str, out: &mut Vec<u8>) {
+/// Append the record for `frame` read from `source` to `out`; `header`
+/// marks the source's `--header` line.
+pub fn encode(frame: Frame<'_>, source: &str, header: bool, out: &mut Vec<u8>) {
     let (kind, bytes, full, line, end) = match frame {
-        Frame::Line { bytes, end, line } => (LINE, bytes, bytes.len() as u64, line, end),
+        Frame::Line { bytes, end, line } => {
+            let kind = if header { HEADER } else { LINE };
+            (kind, bytes, bytes.len() as u64, line, end)
+        }
         Frame::Overlong {
             head,
             len,
             end,
             line,
-        } => (OVERLONG, head, len, line, end),
+        } => {
+            let kind = if header { OVERLONG_HEADER } else { OVERLONG };
+            (kind, head, len, line, end)
+        }
     };
     // Labels are peer addresses and paths; a longer one is cut, not refused.
     let label = &source.as_bytes()[..source.len().min(usize::from(u16::MAX))];
@@ -101,8 +114,8 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
     };
     let bytes = &body[FIXED + label_len..];
     let frame = match body[0] {
-        LINE => Frame::Line { bytes, end, line },
-        OVERLONG => Frame::Overlong {
+        LINE | HEADER => Frame::Line { bytes, end, line },
+        OVERLONG | OVERLONG_HEADER => Frame::Overlong {
             head: bytes,
             len: full,
             end,
@@ -114,6 +127,7 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
         frame,
         source,
         size: PREFIX + len,
+        header: matches!(body[0], HEADER | OVERLONG_HEADER),
     })
 }
 
@@ -136,14 +150,14 @@ mod tests {
             end: 15,
             line: 1,
         };
-        encode(line, "10.0.0.5:4711 -> 10.0.0.1:11111", &mut out);
+        encode(line, "10.0.0.5:4711 -> 10.0.0.1:11111", true, &mut out);
         let overlong = Frame::Overlong {
             head: b"\xff\x00abc",
             len: 1 << 20,
             end: (1 << 20) + 16,
             line: 2,
         };
-        encode(overlong, "stdin", &mut out);
+        encode(overlong, "stdin", false, &mut out);
         out
     }
 
@@ -154,6 +168,7 @@ mod tests {
             panic!("first record")
         };
         assert_eq!(first.source, "10.0.0.5:4711 -> 10.0.0.1:11111");
+        assert!(first.header);
         assert_eq!(first.frame.line(), 1);
         let rest = &buf[first.size..];
         let Decoded::Record(second) = decode(rest) else {
@@ -168,6 +183,7 @@ mod tests {
                 line: 2
             }
         );
+        assert!(!second.header);
         assert_eq!(decode(&rest[second.size..]), Decoded::End);
     }
 

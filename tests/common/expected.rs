@@ -18,9 +18,12 @@ pub fn append(path: &Path, text: &str) {
 
 /// The lines a test expects on a topic, in order, and what arrived so far.
 pub struct Expected {
-    reader: Reader,
-    got: Vec<Msg>,
-    want: Vec<String>,
+    /// Reads the topic.
+    pub reader: Reader,
+    /// What arrived so far.
+    pub got: Vec<Msg>,
+    /// What is expected, in order.
+    pub want: Vec<String>,
 }
 
 impl Expected {

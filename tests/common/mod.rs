@@ -8,6 +8,7 @@
 
 mod expected;
 
+#[allow(unused_imports)] // not every test binary uses them
 pub use expected::{append, Expected};
 
 use std::io::{BufRead as _, BufReader};
