@@ -71,8 +71,10 @@ pub struct Counts {
     pub delivered: u64,
     /// Of the sent lines, those routed to the reject topic.
     pub rejected: u64,
-    /// Reported as failed by the producer.
+    /// Refused or failed for good by the producer (not at shutdown).
     pub failed: u64,
+    /// Given up at shutdown (timeout, purge) without a delivery report.
+    pub given_up: u64,
     /// Mapped with bytes invalid in their charset (original kept in `_raw`).
     pub lossy: u64,
     /// Sent without a key because the `--key` field was empty or absent.
@@ -103,6 +105,7 @@ struct SettledCounters {
     settled: AtomicU64,
     delivered: AtomicU64,
     failed: AtomicU64,
+    given_up: AtomicU64,
 }
 
 /// Line events worth counting that are not deliveries.
@@ -248,6 +251,14 @@ impl Tracker {
         self.cancel.cancel();
     }
 
+    /// Shutdown gave up on the line of `ticket`: it is not delivered (the
+    /// watermark stays before it), but nothing failed; whether it is lost
+    /// depends on where it is kept (see `outcome`).
+    pub fn given_up(&self, ticket: u64) {
+        self.settled.given_up.fetch_add(1, Ordering::Relaxed);
+        self.settle(ticket, State::Failed);
+    }
+
     fn settle(&self, ticket: u64, state: State) {
         let sent = if ticket & UNPLACED != 0 {
             let stamp = ticket & !UNPLACED;
@@ -341,6 +352,7 @@ impl Tracker {
             delivered: get(&d.delivered),
             rejected: get(&s.rejected),
             failed: get(&d.failed),
+            given_up: get(&d.given_up),
             lossy: get(&s.lossy),
             keyless: get(&s.keyless),
             unspooled: get(&s.unspooled),

@@ -1,10 +1,8 @@
 //! cdrship: ship PBX call detail records to Kafka.
 //!
 //! `main` parses the command line, sets up logging and signals, runs the
-//! pipeline and turns its summary into the exit code: 0 only when every
-//! line read was acknowledged by the broker; 75 (EX_TEMPFAIL) when the
-//! undelivered ones are all kept in the spool; 1 when lines were lost or
-//! reading failed; 2 for a usage error.
+//! pipeline and exits with the status its [`outcome::Outcome`] decides
+//! (0, 75 or 1), or 2 for a usage error.
 
 #[macro_use]
 mod log;
@@ -16,6 +14,7 @@ mod framing;
 mod kafka_stats;
 mod latency;
 mod metrics;
+mod outcome;
 mod pipeline;
 mod progress_bar;
 mod record;
@@ -70,7 +69,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     match run(config) {
-        Ok(summary) => report(&summary),
+        Ok(outcome) => outcome.report(),
         Err(e) => {
             error!("{e:#}");
             ExitCode::FAILURE
@@ -78,20 +77,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: cli::Config) -> Result<pipeline::Summary> {
+fn run(config: cli::Config) -> Result<outcome::Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let summary = runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let stop = CancellationToken::new();
         tokio::spawn(on_signals(stop.clone()));
         pipeline::run(config, stop).await
     });
     // A blocked stdin read must not keep the process alive.
     runtime.shutdown_background();
-    summary
+    outcome
 }
 
 /// First SIGINT/SIGTERM: stop reading and drain. Second: exit at once.
@@ -114,50 +113,4 @@ async fn on_signals(stop: CancellationToken) {
     }
     error!("second signal: exiting without waiting for deliveries");
     std::process::exit(130);
-}
-
-fn report(summary: &pipeline::Summary) -> ExitCode {
-    let c = &summary.counts;
-    info!(
-        "{} lines read, {} delivered ({} of them to the reject topic), {} failed",
-        c.sent, c.delivered, c.rejected, c.failed
-    );
-    if c.lossy > 0 {
-        warn!(
-            "{} lines had bytes invalid in --charset; their JSON keeps the original in _raw",
-            c.lossy
-        );
-    }
-    if c.keyless > 0 {
-        warn!(
-            "{} lines had an empty --key field and were sent without a key",
-            c.keyless
-        );
-    }
-    if summary.all_delivered() {
-        return ExitCode::SUCCESS;
-    }
-    if let Some(dir) = summary.spool.as_ref().filter(|_| summary.kept() > 0) {
-        warn!(
-            "{} lines not delivered yet are kept in the spool {}; the next start sends them first",
-            summary.kept(),
-            dir.display()
-        );
-    }
-    let lost = summary.lost();
-    let Some(why) = summary.error.as_deref() else {
-        if lost == 0 {
-            // EX_TEMPFAIL: nothing lost, delivery continues at the next start.
-            return ExitCode::from(75);
-        }
-        error!("{lost} of {} lines not delivered: shutdown timeout", c.sent);
-        return ExitCode::FAILURE;
-    };
-    if lost == 0 {
-        // Nothing lost, but reading or a delivery failed.
-        error!("{why}");
-    } else {
-        error!("{lost} of {} lines not delivered: {why}", c.sent);
-    }
-    ExitCode::FAILURE
 }

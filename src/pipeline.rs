@@ -7,7 +7,6 @@
 //! delivery). At plain EOF cdrship waits as long as it takes: lines from a
 //! pipe or socket exist nowhere else, and the broker may come back.
 
-use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,59 +14,23 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use tokio_util::sync::CancellationToken;
 
-use crate::acker::{Counts, Tracker};
+use crate::acker::Tracker;
 use crate::checkpoint::{Progress, Store};
 use crate::cli::{Config, SourceConfig};
 use crate::metrics;
+use crate::outcome::{Keeper, Outcome};
 use crate::progress_bar;
 use crate::route::Router;
 use crate::sink::Sink;
 use crate::source::{activation, file, stdin, tcp};
 use crate::spool::{Backlog, Spool};
 
-/// The outcome of a run.
-#[derive(Debug)]
-pub struct Summary {
-    /// Line totals.
-    pub counts: Counts,
-    /// Lines neither delivered nor reported failed when cdrship gave up.
-    pub undelivered: u64,
-    /// Why lines were not delivered, or why reading stopped early.
-    pub error: Option<String>,
-    /// The spool directory, when undelivered lines are kept there.
-    pub spool: Option<PathBuf>,
-}
-
-impl Summary {
-    /// True when every line read was acknowledged by the broker.
-    pub fn all_delivered(&self) -> bool {
-        self.counts.failed == 0 && self.undelivered == 0 && self.error.is_none()
-    }
-
-    /// Lines read but not delivered and not kept in a spool either.
-    pub fn lost(&self) -> u64 {
-        let c = &self.counts;
-        match self.spool {
-            Some(_) => c.unspooled,
-            None => c.sent - c.delivered,
-        }
-    }
-
-    /// Undelivered lines kept in the spool for the next start.
-    pub fn kept(&self) -> u64 {
-        let c = &self.counts;
-        self.spool
-            .as_ref()
-            .map_or(0, |_| c.sent - c.delivered - c.unspooled)
-    }
-}
-
 /// With a spool, shutdown waits at most this long for the broker: what
 /// is not delivered by then is safe on disk.
 const SPOOLED_DRAIN: Duration = Duration::from_secs(2);
 
 /// Run until the source ends or `stop` is cancelled.
-pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
+pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
     let tracker = Arc::new(Tracker::new(stop.clone()));
     let abort = CancellationToken::new();
     let (spool, backlog) = match &config.spool {
@@ -233,8 +196,12 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
     }
     let error = match source_result {
         Err(e) => Some(format!("{e:#}")),
-        Ok(()) if spool.is_some() => failure,
-        Ok(()) => tracker.first_error(),
+        Ok(()) => failure,
+    };
+    let keeper = match (&spool, &config.source) {
+        (Some(spool), _) => Keeper::Spool(spool.dir().to_owned()),
+        (None, SourceConfig::File { path, .. }) if progress.is_some() => Keeper::File(path.clone()),
+        _ => Keeper::Nothing,
     };
     // The bar goes before the summary is logged.
     done.cancel();
@@ -245,11 +212,10 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
     // (joining its poll thread, destroying librdkafka's broker threads)
     // would only delay the exit; the process ends right after this.
     std::mem::forget(sink);
-    Ok(Summary {
+    Ok(Outcome {
         counts: tracker.counts(),
-        undelivered: tracker.pending(),
+        keeper,
         error,
-        spool: spool.map(|s| s.dir().to_owned()),
     })
 }
 

@@ -43,3 +43,48 @@ fn from_end_after_a_corrupt_state_reads_from_the_start() {
     run.stop();
     e.nothing_more();
 }
+
+/// Broker down at SIGTERM: the shutdown timeout gives up on the lines in
+/// flight, but the saved position is before them, so they are read again
+/// at the next start: not lost, exit 75, and they all arrive then.
+#[test]
+fn lines_given_up_at_the_shutdown_timeout_are_re_read_not_lost() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "file-timeout");
+    let state = f.dir.path().join("state");
+    let (path, state) = (f.path.to_str().unwrap(), state.to_str().unwrap());
+    append(&f.path, &numbered("cdr", 0..100));
+    let mut down = common::cdrship_without_broker(&[
+        "--file",
+        path,
+        "--state-dir",
+        state,
+        "-X",
+        "message.timeout.ms=0",
+        "--shutdown-timeout",
+        "1",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    common::wait_until("the lines are read", || {
+        down.metric("cdrship_lines_read_total{source=\"file\"}") == Some(100)
+    });
+    down.terminate();
+    let status = down.wait();
+    let log = down.log();
+    assert_eq!(status.code(), Some(75), "{log}");
+    assert!(common::summary(&log).0.ends_with(" 0 failed"), "{log}");
+    assert!(
+        log.contains("100 lines not delivered yet are read again"),
+        "{log}"
+    );
+
+    let mut e = Expected::new(&broker, &f.topic);
+    for line in numbered("cdr", 0..100).lines() {
+        e.push(line);
+    }
+    let mut up = f.start(&broker);
+    e.check();
+    up.stop();
+    e.nothing_more();
+}

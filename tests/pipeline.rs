@@ -6,7 +6,7 @@ mod common;
 use std::io::Write as _;
 use std::net::TcpStream;
 
-use common::{cdrship, numbered, texts, wait_until, Broker};
+use common::{cdrship, numbered, summary, texts, wait_until, Broker};
 
 #[test]
 fn stdin_raw_is_byte_exact() {
@@ -349,14 +349,4 @@ fn a_terminal_shows_progress_a_pipe_does_not() {
     let mut piped = cdrship(&broker, &["-t", &topic]);
     piped.feed_all(numbered("q", 0..10).as_bytes());
     assert!(!piped.log().contains('%'), "{}", piped.log());
-}
-
-/// The exit summary line of `log` and its count of lines read.
-fn summary(log: &str) -> (&str, usize) {
-    let line = log
-        .lines()
-        .find(|l| l.contains("lines read"))
-        .expect("summary");
-    let read = line.split_whitespace().nth(2).unwrap().parse().unwrap();
-    (line, read)
 }

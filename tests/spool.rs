@@ -276,3 +276,52 @@ fn header_lines_are_spooled_per_connection_and_map_the_replay() {
     up.stop();
     assert_eq!(broker.reader(&topic).stored(), 4);
 }
+
+/// Broker down and the producer queue full of spooled lines: SIGTERM gives
+/// up on the queue, but every line is in the spool, so nothing is lost:
+/// exit 75, no line counted failed, and the next start delivers them all.
+#[test]
+fn a_full_producer_queue_at_sigterm_is_kept_in_the_spool() {
+    let broker = Broker::start();
+    let topic = broker.topic("spool-queue-full", 1);
+    let spool = tempfile::tempdir().unwrap();
+    let mut down = spooling_without_broker(&topic, spool.path(), &[]);
+    let mut stdin = down.child.stdin.take().expect("stdin piped");
+    let lines = numbered("cdr", 0..70_000);
+    let all = lines.clone();
+    // More than the queue holds; the writer blocks once cdrship stops reading.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(all.as_bytes());
+    });
+    wait_until("the producer queue is full", || {
+        down.metric("cdrship_producer_queue_messages")
+            .is_some_and(|queued| queued >= 50_000)
+    });
+    down.terminate();
+    let status = down.wait();
+    writer.join().unwrap();
+    let log = down.log();
+    assert_eq!(status.code(), Some(75), "{log}");
+    let (line, read) = common::summary(&log);
+    assert!(line.ends_with(" 0 failed"), "{line}");
+    assert!(
+        log.contains(&format!(
+            "{read} lines not delivered yet are kept in the spool"
+        )),
+        "{log}"
+    );
+
+    let dir = spool.path().to_str().unwrap();
+    let mut up = cdrship(&broker, &["-t", &topic, "--spool-dir", dir]);
+    up.feed_all(b"");
+    let got = texts(&broker.reader(&topic).read(read));
+    let want: Vec<_> = lines.lines().take(read).collect();
+    assert_eq!(got[..read - 1], want[..read - 1]);
+    // Stopped mid-read: the bytes after the last newline went as a line.
+    assert!(
+        want[read - 1].starts_with(&got[read - 1]),
+        "{}",
+        got[read - 1]
+    );
+    assert_eq!(broker.reader(&topic).stored(), read as i64);
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
+use rdkafka::error::RDKafkaErrorCode::{PurgeInflight, PurgeQueue};
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
@@ -65,6 +66,10 @@ impl ProducerContext for DeliveryContext {
                         .and_then(|()| out.write_all(b"\n"));
                 }
                 self.tracker.delivered(seq as u64);
+            }
+            // Purged at shutdown: given up, the producer did not fail it.
+            Err((KafkaError::MessageProduction(PurgeQueue | PurgeInflight), _)) => {
+                self.tracker.given_up(seq as u64)
             }
             Err((error, message)) => self.tracker.failed(seq as u64, || {
                 format!("delivery to {} failed: {error}", message.topic())

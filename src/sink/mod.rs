@@ -81,10 +81,6 @@ pub fn default_properties(brokers: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-fn queue_full_at_shutdown() -> String {
-    "shutdown timeout reached while the producer queue was full".into()
-}
-
 /// Where a message goes.
 #[derive(Debug, Clone, Copy)]
 pub enum Dest<'a> {
@@ -191,7 +187,7 @@ impl Sink {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     if !self.wait_for_room().await {
-                        self.tracker.failed(seq, queue_full_at_shutdown);
+                        self.tracker.given_up(seq);
                         return;
                     }
                 }
@@ -246,7 +242,7 @@ impl Sink {
             from = full_at;
             if !self.wait_for_room().await {
                 for ticket in batch.tickets(from) {
-                    self.tracker.failed(ticket, queue_full_at_shutdown);
+                    self.tracker.given_up(ticket);
                 }
                 break;
             }
@@ -277,15 +273,13 @@ impl Sink {
     /// sequence order and the watermark is a spool position. A full or
     /// failing spool makes the source wait (backpressure), never drops.
     async fn begin(&self, msg: &Outgoing<'_>, rejected: bool) -> Option<u64> {
-        let refused = match self.until_spooled(|| self.try_begin(msg, rejected)).await {
-            Ok(seq) => return Some(seq),
-            Err(refused) => refused,
-        };
+        if let Ok(seq) = self.until_spooled(|| self.try_begin(msg, rejected)).await {
+            return Some(seq);
+        }
+        // Counted, and reported as lost by the outcome.
         self.tracker.note(Note::Unspooled);
         let seq = self.tracker.begin(None, rejected, msg.value.len());
-        self.tracker.failed(seq, || {
-            format!("shutdown timeout reached before the spool took the line: {refused}")
-        });
+        self.tracker.given_up(seq);
         None
     }
 

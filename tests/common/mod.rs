@@ -559,3 +559,13 @@ pub fn numbered(prefix: &str, range: std::ops::Range<usize>) -> String {
 pub fn texts(msgs: &[Msg]) -> Vec<String> {
     msgs.iter().map(Msg::text).collect()
 }
+
+/// The exit summary line of `log` and the number of lines read it names.
+pub fn summary(log: &str) -> (&str, usize) {
+    let line = log
+        .lines()
+        .find(|l| l.contains("lines read"))
+        .expect("summary");
+    let read = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    (line, read)
+}

@@ -1,0 +1,156 @@
+//! The outcome of a run, decided in one place: every line read was
+//! delivered, is kept (in the spool, or before the saved file position,
+//! so the next start sends it), or is lost; and whether something failed.
+//! The exit status and the summary in the log both come from it, so they
+//! cannot disagree.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::acker::Counts;
+
+/// Where lines not delivered yet survive the process.
+#[derive(Debug, Clone)]
+pub enum Keeper {
+    /// Nowhere: a pipe or a socket without a spool.
+    Nothing,
+    /// The durable spool in this directory (all but unspooled lines).
+    Spool(PathBuf),
+    /// The followed file: the saved position is before every line not
+    /// delivered, so the next start reads them again.
+    File(PathBuf),
+}
+
+/// What became of the lines of one run.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Line totals.
+    pub counts: Counts,
+    /// Where undelivered lines are kept.
+    pub keeper: Keeper,
+    /// Why reading stopped early or a delivery failed for good.
+    pub error: Option<String>,
+}
+
+/// EX_TEMPFAIL: nothing lost, delivery continues at the next start.
+const TEMPFAIL: u8 = 75;
+
+impl Outcome {
+    /// Lines read and not delivered.
+    pub fn undelivered(&self) -> u64 {
+        self.counts.sent - self.counts.delivered
+    }
+
+    /// Undelivered lines kept nowhere.
+    pub fn lost(&self) -> u64 {
+        match self.keeper {
+            Keeper::Nothing => self.undelivered(),
+            Keeper::Spool(_) => self.counts.unspooled,
+            Keeper::File(_) => 0,
+        }
+    }
+
+    /// Undelivered lines the next start sends.
+    pub fn kept(&self) -> u64 {
+        self.undelivered() - self.lost()
+    }
+
+    /// Log the summary; the exit status.
+    pub fn report(&self) -> ExitCode {
+        let c = &self.counts;
+        info!(
+            "{} lines read, {} delivered ({} of them to the reject topic), {} failed",
+            c.sent, c.delivered, c.rejected, c.failed
+        );
+        if c.lossy > 0 {
+            warn!(
+                "{} lines had bytes invalid in --charset; their JSON keeps the original in _raw",
+                c.lossy
+            );
+        }
+        if c.keyless > 0 {
+            warn!(
+                "{} lines had an empty --key field and were sent without a key",
+                c.keyless
+            );
+        }
+        let (kept, lost) = (self.kept(), self.lost());
+        match &self.keeper {
+            Keeper::Spool(dir) if kept > 0 => warn!(
+                "{kept} lines not delivered yet are kept in the spool {}; the next start sends them first",
+                dir.display()
+            ),
+            Keeper::File(path) if kept > 0 => warn!(
+                "{kept} lines not delivered yet are read again from {} at the next start (the saved position is before them)",
+                path.display()
+            ),
+            _ => {}
+        }
+        match (&self.error, lost) {
+            (None, 0) => {}
+            (None, lost) => error!("{lost} of {} lines not delivered: shutdown timeout", c.sent),
+            // Nothing lost, but reading failed.
+            (Some(why), 0) if kept == 0 => error!("{why}"),
+            (Some(why), 0) => error!("{kept} of {} lines not delivered: {why}", c.sent),
+            (Some(why), lost) => {
+                error!("{lost} of {} lines not delivered and lost: {why}", c.sent)
+            }
+        }
+        ExitCode::from(self.status())
+    }
+
+    /// The exit status: 0 when every line was delivered; 75 when the
+    /// undelivered ones are all kept and nothing failed; 1 when lines were
+    /// lost or something failed.
+    pub fn status(&self) -> u8 {
+        match (&self.error, self.lost(), self.kept()) {
+            (None, 0, 0) => 0,
+            (None, 0, _) => TEMPFAIL,
+            _ => 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(keeper: Keeper, error: Option<&str>, counts: [u64; 3]) -> Outcome {
+        let [sent, delivered, unspooled] = counts;
+        Outcome {
+            counts: Counts {
+                sent,
+                delivered,
+                unspooled,
+                ..Counts::default()
+            },
+            keeper,
+            error: error.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_status_follows_where_undelivered_lines_are() {
+        let spool = || Keeper::Spool("spool".into());
+        let file = || Keeper::File("Master.csv".into());
+        let cases = [
+            (Keeper::Nothing, None, [5, 5, 0], 0, 0),
+            (Keeper::Nothing, None, [5, 3, 0], 1, 2),
+            (spool(), None, [5, 5, 0], 0, 0),
+            (spool(), None, [5, 1, 0], TEMPFAIL, 0),
+            (spool(), None, [5, 1, 1], 1, 1),
+            (file(), None, [5, 0, 0], TEMPFAIL, 0),
+            (file(), Some("refused"), [5, 0, 0], 1, 0),
+            (spool(), Some("reading failed"), [5, 5, 0], 1, 0),
+        ];
+        for (keeper, error, counts, status, lost) in cases {
+            let o = outcome(keeper.clone(), error, counts);
+            assert_eq!(
+                (o.status(), o.lost()),
+                (status, lost),
+                "{keeper:?} {error:?} {counts:?}"
+            );
+            assert_eq!(o.kept() + o.lost(), counts[0] - counts[1]);
+        }
+    }
+}
