@@ -325,3 +325,42 @@ fn a_full_producer_queue_at_sigterm_is_kept_in_the_spool() {
     );
     assert_eq!(broker.reader(&topic).stored(), read as i64);
 }
+
+/// A corrupt spool state must not fail every start (a crash loop under
+/// `Restart=`): the spool is replayed from its oldest segment, with a
+/// warning; duplicates, never a gap.
+#[test]
+fn a_corrupt_spool_state_replays_every_segment() {
+    let broker = Broker::start();
+    let topic = broker.topic("spool-corrupt-state", 1);
+    let spool = tempfile::tempdir().unwrap();
+    let dir = spool.path().to_str().unwrap();
+    let mut first = cdrship(&broker, &["-t", &topic, "--spool-dir", dir]);
+    first.feed_all(numbered("delivered", 0..10).as_bytes());
+    let state = spool.path().join("spool.state.json");
+    assert!(state.exists(), "the delivered position was saved");
+
+    let mut down = spooling_without_broker(&topic, spool.path(), &[]);
+    down.feed(numbered("kept", 0..10).as_bytes());
+    wait_spooled(&down, spool.path(), "stdin", 10);
+    down.signal("KILL");
+    down.wait();
+    std::fs::write(&state, b"\0\0\0garbage").unwrap();
+
+    let mut up = cdrship(&broker, &["-t", &topic, "--spool-dir", dir]);
+    up.feed_all(b"");
+    assert!(
+        up.log()
+            .contains("replaying the spool from its oldest segment"),
+        "{}",
+        up.log()
+    );
+    // The delivered lines may come again (their segment was still there).
+    let reader = broker.reader(&topic);
+    let mut got = texts(&reader.read(reader.stored() as usize));
+    assert!(got
+        .iter()
+        .all(|l| l.starts_with("delivered") || l.starts_with("kept")));
+    got.retain(|l| l.starts_with("kept"));
+    assert_eq!(got, numbered("kept", 0..10).lines().collect::<Vec<_>>());
+}

@@ -19,6 +19,7 @@
 
 mod record;
 mod replay;
+mod segment;
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
@@ -32,6 +33,7 @@ use anyhow::{Context as _, Result};
 use tokio::sync::Notify;
 
 pub use replay::Backlog;
+use segment::{committed_mark, list, lock_dir, remove, segment_path, Segment};
 
 use crate::acker::Mark;
 use crate::checkpoint::{FileId, State, Store, VERSION};
@@ -64,14 +66,6 @@ impl std::fmt::Display for AppendError {
     }
 }
 
-/// One segment file on disk.
-#[derive(Debug, Clone, Copy)]
-struct Segment {
-    number: u32,
-    size: u64,
-    id: FileId,
-}
-
 #[derive(Debug)]
 struct Inner {
     /// Oldest first; the last one is written to while `writer` is open.
@@ -91,6 +85,11 @@ struct Inner {
     /// records: each new segment starts with them, so replay from any
     /// segment maps a source's lines by its own header.
     headers: HashMap<String, Vec<u8>>,
+    /// Rolled-away segments whose last records the next sync flushes.
+    rolled: Vec<File>,
+    /// A segment was created since the last sync: the directory entry
+    /// needs a sync too, or a power loss can drop the whole file.
+    new_entry: bool,
 }
 
 impl Inner {
@@ -152,7 +151,12 @@ impl Spool {
             .with_context(|| format!("creating spool directory {}", dir.display()))?;
         let dir_lock = lock_dir(dir)?;
         let store = Store::new(dir, Path::new("spool"))?;
-        let saved = store.load()?;
+        // Failing every start would be a crash loop under `Restart=`;
+        // replaying everything re-sends delivered lines, never skips one.
+        let saved = store.load().unwrap_or_else(|e| {
+            warn!("{e:#}; replaying the spool from its oldest segment (delivered lines may be sent again)");
+            None
+        });
         let mut segments = list(dir)?;
         let committed = saved.and_then(|state| committed_mark(&state, &segments));
         // Wholly delivered segments go; the rest is the backlog.
@@ -193,6 +197,8 @@ impl Spool {
                 scratch: Vec::new(),
                 committed,
                 headers: HashMap::new(),
+                rolled: Vec::new(),
+                new_entry: false,
             }),
             saving: Mutex::new(()),
             full: AtomicBool::new(false),
@@ -267,7 +273,10 @@ impl Spool {
             size: 0,
             id,
         });
-        inner.writer = Some(file);
+        if let Some(old) = inner.writer.replace(file) {
+            inner.rolled.push(old);
+        }
+        inner.new_entry = true;
         let copies: usize = inner.headers.values().map(Vec::len).sum();
         for header in inner.headers.values() {
             inner.pending.extend_from_slice(header);
@@ -340,17 +349,34 @@ impl Spool {
         Ok(())
     }
 
-    /// Write and flush appended records to the disk (power-loss safety).
+    /// Write and flush appended records to the disk (power-loss safety):
+    /// the segments rolled away since the last sync, the current one, and
+    /// the directory when a segment was created. What fails is retried by
+    /// the next sync.
     pub fn sync(&self) -> std::io::Result<()> {
-        let writer = {
+        let (rolled, writer, new_entry) = {
             let mut inner = lock(&self.inner);
             inner.write_pending()?;
-            inner.writer.as_ref().map(File::try_clone)
+            let writer = inner.writer.as_ref().map(File::try_clone).transpose()?;
+            let rolled = std::mem::take(&mut inner.rolled);
+            (rolled, writer, std::mem::take(&mut inner.new_entry))
         };
-        match writer {
-            Some(file) => file?.sync_data(),
-            None => Ok(()),
+        let flush = || -> std::io::Result<()> {
+            for file in rolled.iter().chain(&writer) {
+                file.sync_data()?;
+            }
+            if new_entry {
+                File::open(&self.dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        let result = flush();
+        if result.is_err() {
+            let mut inner = lock(&self.inner);
+            inner.rolled.extend(rolled);
+            inner.new_entry |= new_entry;
         }
+        result
     }
 
     /// Wait until deliveries free space, at most `limit`.
@@ -374,212 +400,5 @@ impl Spool {
     }
 }
 
-/// Take the directory's lock file, or say who holds it.
-fn lock_dir(dir: &Path) -> Result<File> {
-    let path = dir.join("lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "spool {} is in use by another cdrship (one process per spool directory)",
-            dir.display()
-        ),
-        Err(fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", path.display()))
-        }
-    }
-}
-
-fn segment_path(dir: &Path, number: u32) -> PathBuf {
-    dir.join(format!("{number:020}.seg"))
-}
-
-/// Segments in `dir`, oldest first.
-fn list(dir: &Path) -> Result<Vec<Segment>> {
-    let mut segments = Vec::new();
-    let entries = fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-        let name = entry.file_name();
-        let Some(number) = name
-            .to_str()
-            .and_then(|n| n.strip_suffix(".seg"))
-            .and_then(|n| n.parse().ok())
-        else {
-            continue;
-        };
-        let meta = entry
-            .metadata()
-            .with_context(|| format!("reading {}", entry.path().display()))?;
-        segments.push(Segment {
-            number,
-            size: meta.len(),
-            id: FileId::of(&meta),
-        });
-    }
-    segments.sort_by_key(|s| s.number);
-    Ok(segments)
-}
-
-/// The saved position, if it still names a segment on disk (the same
-/// file: a segment number is never reused, the inode check is a guard).
-fn committed_mark(state: &State, segments: &[Segment]) -> Option<Mark> {
-    let number = state
-        .path
-        .file_name()?
-        .to_str()?
-        .strip_suffix(".seg")?
-        .parse()
-        .ok()?;
-    let mark = Mark {
-        generation: number,
-        offset: state.offset,
-    };
-    match segments.iter().find(|s| s.number == number) {
-        Some(s) if s.id.same_inode(&state.file) => Some(mark),
-        Some(_) => {
-            warn!(
-                "spool: {} was replaced since its progress was saved; replaying it whole",
-                state.path.display()
-            );
-            None
-        }
-        // Delivered and deleted: every segment on disk is newer.
-        None => Some(mark),
-    }
-}
-
-/// Delete a delivered segment; a failure only costs disk space.
-fn remove(path: &Path) {
-    if let Err(e) = fs::remove_file(path) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            warn!("spool: cannot delete {}: {e}", path.display());
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn line(bytes: &[u8]) -> Frame<'_> {
-        Frame::Line {
-            bytes,
-            end: 0,
-            line: 1,
-        }
-    }
-
-    #[test]
-    fn fills_up_frees_by_segment_and_resumes_after_the_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let (spool, backlog) = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert!(backlog.segments.is_empty());
-        let record = [b'x'; 1000];
-        let mut marks = Vec::new();
-        let refused = loop {
-            match spool.append(line(&record), "stdin") {
-                Ok(mark) => marks.push(mark),
-                Err(e) => break e,
-            }
-        };
-        assert!(matches!(refused, AppendError::Full));
-        assert!(spool.is_full());
-        spool.write().unwrap();
-        // 1 MiB in segments of 128 KiB.
-        let on_disk = list(dir.path()).unwrap();
-        assert_eq!(on_disk.len(), 8);
-        assert_eq!(spool.bytes(), on_disk.iter().map(|s| s.size).sum::<u64>());
-
-        let delivered = marks[marks.len() / 2];
-        spool.commit(Some(delivered)).unwrap();
-        assert!(!spool.is_full());
-        assert_eq!(list(dir.path()).unwrap()[0].number, delivered.generation);
-        assert!(spool.append(line(b"more"), "stdin").is_ok());
-        assert!(Spool::open(dir.path(), 1 << 20).is_err(), "locked");
-        drop(spool);
-
-        let (reopened, backlog) = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(
-            backlog.segments[0],
-            (delivered.generation, delivered.offset)
-        );
-        assert!(backlog.segments[1..].iter().all(|&(_, start)| start == 0));
-        // New lines go to a segment after everything replayed (0 to 7).
-        let next = reopened.append(line(b"new"), "stdin").unwrap();
-        assert_eq!(next.generation, 8);
-    }
-
-    /// The lines in `path`, decoded.
-    fn lines_in(path: &Path) -> Vec<Vec<u8>> {
-        let data = fs::read(path).unwrap();
-        let mut at = 0;
-        let mut lines = Vec::new();
-        while let record::Decoded::Record(r) = record::decode(&data[at..]) {
-            at += r.size;
-            let Frame::Line { bytes, .. } = r.frame else {
-                panic!("only whole lines were spooled");
-            };
-            lines.push(bytes.to_vec());
-        }
-        assert_eq!(at, data.len(), "no torn record");
-        lines
-    }
-
-    #[test]
-    fn every_segment_starts_with_the_headers_of_the_live_sources() {
-        let dir = tempfile::tempdir().unwrap();
-        let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
-        spool.header(line(b"a,b"), "pbx-1").unwrap();
-        spool.header(line(b"x"), "pbx-2").unwrap();
-        let record = [b'1'; 1000];
-        let first = spool.append(line(&record), "pbx-1").unwrap();
-        spool.forget("pbx-2");
-        while spool.append(line(&record), "pbx-1").unwrap().generation == first.generation {}
-        spool.write().unwrap();
-        let headers = |number| {
-            let data = fs::read(segment_path(dir.path(), number)).unwrap();
-            let mut at = 0;
-            let mut found = Vec::new();
-            while let record::Decoded::Record(r) = record::decode(&data[at..]) {
-                at += r.size;
-                if r.header {
-                    found.push(r.source.to_owned());
-                }
-            }
-            found
-        };
-        assert_eq!(headers(first.generation), ["pbx-1", "pbx-2"]);
-        assert_eq!(headers(first.generation + 1), ["pbx-1"], "pbx-2 ended");
-    }
-
-    #[test]
-    fn a_failed_write_keeps_the_records_and_refuses_new_ones_until_it_works() {
-        let dir = tempfile::tempdir().unwrap();
-        let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
-        spool.append(line(b"one"), "stdin").unwrap();
-        let two = spool.append(line(b"two"), "stdin").unwrap();
-        let path = segment_path(dir.path(), two.generation);
-        // Swap in a read-only handle: every write fails (EBADF).
-        let writable = {
-            let mut inner = lock(&spool.inner);
-            inner.writer.replace(File::open(&path).unwrap()).unwrap()
-        };
-        assert!(spool.write().is_err());
-        assert!(matches!(
-            spool.append(line(b"three"), "stdin"),
-            Err(AppendError::Io(_))
-        ));
-        assert!(lines_in(&path).is_empty());
-        lock(&spool.inner).writer = Some(writable);
-        let three = spool.append(line(b"three"), "stdin").unwrap();
-        spool.write().unwrap();
-        assert_eq!(lines_in(&path), [&b"one"[..], b"two", b"three"]);
-        assert_eq!(three.offset, fs::metadata(&path).unwrap().len());
-    }
-}
+mod tests;

@@ -1,0 +1,140 @@
+//! The spool's unit tests: space, segments, header copies, syncs and
+//! failed writes.
+
+use super::*;
+
+fn line(bytes: &[u8]) -> Frame<'_> {
+    Frame::Line {
+        bytes,
+        end: 0,
+        line: 1,
+    }
+}
+
+#[test]
+fn fills_up_frees_by_segment_and_resumes_after_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, backlog) = Spool::open(dir.path(), 1 << 20).unwrap();
+    assert!(backlog.segments.is_empty());
+    let record = [b'x'; 1000];
+    let mut marks = Vec::new();
+    let refused = loop {
+        match spool.append(line(&record), "stdin") {
+            Ok(mark) => marks.push(mark),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(refused, AppendError::Full));
+    assert!(spool.is_full());
+    spool.write().unwrap();
+    // 1 MiB in segments of 128 KiB.
+    let on_disk = list(dir.path()).unwrap();
+    assert_eq!(on_disk.len(), 8);
+    assert_eq!(spool.bytes(), on_disk.iter().map(|s| s.size).sum::<u64>());
+
+    let delivered = marks[marks.len() / 2];
+    spool.commit(Some(delivered)).unwrap();
+    assert!(!spool.is_full());
+    assert_eq!(list(dir.path()).unwrap()[0].number, delivered.generation);
+    assert!(spool.append(line(b"more"), "stdin").is_ok());
+    assert!(Spool::open(dir.path(), 1 << 20).is_err(), "locked");
+    drop(spool);
+
+    let (reopened, backlog) = Spool::open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(
+        backlog.segments[0],
+        (delivered.generation, delivered.offset)
+    );
+    assert!(backlog.segments[1..].iter().all(|&(_, start)| start == 0));
+    // New lines go to a segment after everything replayed (0 to 7).
+    let next = reopened.append(line(b"new"), "stdin").unwrap();
+    assert_eq!(next.generation, 8);
+}
+
+/// The lines in `path`, decoded.
+fn lines_in(path: &Path) -> Vec<Vec<u8>> {
+    let data = fs::read(path).unwrap();
+    let mut at = 0;
+    let mut lines = Vec::new();
+    while let record::Decoded::Record(r) = record::decode(&data[at..]) {
+        at += r.size;
+        let Frame::Line { bytes, .. } = r.frame else {
+            panic!("only whole lines were spooled");
+        };
+        lines.push(bytes.to_vec());
+    }
+    assert_eq!(at, data.len(), "no torn record");
+    lines
+}
+
+#[test]
+fn every_segment_starts_with_the_headers_of_the_live_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+    spool.header(line(b"a,b"), "pbx-1").unwrap();
+    spool.header(line(b"x"), "pbx-2").unwrap();
+    let record = [b'1'; 1000];
+    let first = spool.append(line(&record), "pbx-1").unwrap();
+    spool.forget("pbx-2");
+    while spool.append(line(&record), "pbx-1").unwrap().generation == first.generation {}
+    spool.write().unwrap();
+    let headers = |number| {
+        let data = fs::read(segment_path(dir.path(), number)).unwrap();
+        let mut at = 0;
+        let mut found = Vec::new();
+        while let record::Decoded::Record(r) = record::decode(&data[at..]) {
+            at += r.size;
+            if r.header {
+                found.push(r.source.to_owned());
+            }
+        }
+        found
+    };
+    assert_eq!(headers(first.generation), ["pbx-1", "pbx-2"]);
+    assert_eq!(headers(first.generation + 1), ["pbx-1"], "pbx-2 ended");
+}
+
+#[test]
+fn a_sync_flushes_rolled_segments_and_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+    let record = [b'x'; 1000];
+    let first = spool.append(line(&record), "stdin").unwrap();
+    assert!(lock(&spool.inner).new_entry, "a new segment");
+    spool.sync().unwrap();
+    assert!(!lock(&spool.inner).new_entry);
+    while spool.append(line(&record), "stdin").unwrap().generation == first.generation {}
+    {
+        let inner = lock(&spool.inner);
+        assert_eq!(inner.rolled.len(), 1, "the rolled segment awaits its sync");
+        assert!(inner.new_entry);
+    }
+    spool.sync().unwrap();
+    let inner = lock(&spool.inner);
+    assert!(inner.rolled.is_empty() && !inner.new_entry);
+}
+
+#[test]
+fn a_failed_write_keeps_the_records_and_refuses_new_ones_until_it_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+    spool.append(line(b"one"), "stdin").unwrap();
+    let two = spool.append(line(b"two"), "stdin").unwrap();
+    let path = segment_path(dir.path(), two.generation);
+    // Swap in a read-only handle: every write fails (EBADF).
+    let writable = {
+        let mut inner = lock(&spool.inner);
+        inner.writer.replace(File::open(&path).unwrap()).unwrap()
+    };
+    assert!(spool.write().is_err());
+    assert!(matches!(
+        spool.append(line(b"three"), "stdin"),
+        Err(AppendError::Io(_))
+    ));
+    assert!(lines_in(&path).is_empty());
+    lock(&spool.inner).writer = Some(writable);
+    let three = spool.append(line(b"three"), "stdin").unwrap();
+    spool.write().unwrap();
+    assert_eq!(lines_in(&path), [&b"one"[..], b"two", b"three"]);
+    assert_eq!(three.offset, fs::metadata(&path).unwrap().len());
+}
