@@ -117,6 +117,8 @@ pub enum Note {
     Keyless,
     /// See [`Counts::unspooled`].
     Unspooled,
+    /// A line the broker refused goes to the reject topic after all.
+    Rerouted,
 }
 
 /// Tickets of lines without a position have this bit set; the rest of
@@ -233,6 +235,7 @@ impl Tracker {
             Note::Lossy => &self.sent.lossy,
             Note::Keyless => &self.sent.keyless,
             Note::Unspooled => &self.sent.unspooled,
+            Note::Rerouted => &self.sent.rejected,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }

@@ -66,6 +66,8 @@ pub struct Config {
     pub mapper: Mapper,
     /// Longest line accepted.
     pub max_line_bytes: usize,
+    /// Largest mapped message (value and key) the producer accepts.
+    pub max_value_bytes: usize,
     /// Drain bound on shutdown.
     pub shutdown_timeout: Duration,
     /// Tee delivered values to stdout.
@@ -148,9 +150,20 @@ impl Cli {
                 .with_context(|| format!("-X {prop}: expected key=value"))?;
             kafka.push((key.trim().to_owned(), value.trim().to_owned()));
         }
+        let (max_value_bytes, limit) = crate::sink::value_limit(&kafka)?;
+        if self.max_line_bytes > max_value_bytes {
+            bail!(
+                "--max-line-bytes {} does not fit the producer's message.max.bytes {limit} \
+                 ({} bytes are kept for key and headers): lower --max-line-bytes to at most \
+                 {max_value_bytes} or raise -X message.max.bytes",
+                self.max_line_bytes,
+                crate::sink::HEADROOM
+            );
+        }
         Ok(Config {
             source,
             kafka,
+            max_value_bytes,
             reject_topic: self
                 .reject_topic
                 .unwrap_or_else(|| format!("{}.rejects", self.topic)),

@@ -41,14 +41,15 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         }
         None => (None, None),
     };
-    let sink = Arc::new(Sink::new(
+    let (sink, refused) = Sink::new(
         &config.kafka,
         (config.topic.clone(), config.reject_topic.clone()),
         tracker.clone(),
         spool.clone(),
         config.echo,
         abort.clone(),
-    )?);
+    )?;
+    let sink = Arc::new(sink);
     let mut progress = match &config.source {
         SourceConfig::File {
             path,
@@ -104,6 +105,9 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
     let stdin = matches!(config.source, SourceConfig::Stdin { .. });
     let bar = progress_bar::Input::interactive(stdin, file)
         .map(|input| tokio::spawn(progress_bar::show(input, tracker.clone(), done.clone())));
+    let rerouter = sink.clone();
+    let until_done = done.clone();
+    tokio::spawn(async move { rerouter.reroute(refused, until_done).await });
     if let Some(spool) = &spool {
         tokio::spawn(commit_spool(spool.clone(), tracker.clone(), done.clone()));
     }
@@ -119,8 +123,8 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
     let mut timed_out = false;
     let max_line = config.max_line_bytes;
     let meta = config.meta_headers.as_deref();
-    let router_for =
-        |label| Router::new(config.mapper.clone(), sink.clone(), max_line, label, meta);
+    let limits = (max_line, config.max_value_bytes);
+    let router_for = |label| Router::new(config.mapper.clone(), sink.clone(), limits, label, meta);
     let source_result = {
         let source = async {
             if let Some(backlog) = backlog {

@@ -38,6 +38,8 @@ pub struct Router {
     mapper: Mapper,
     sink: Arc<Sink>,
     max_line: usize,
+    /// Largest mapped value (with its key) the producer accepts.
+    max_value: usize,
     /// Names the source in reject logs (file path, peer address, stdin).
     label: String,
     /// Host id when metadata goes into headers.
@@ -54,19 +56,21 @@ pub struct Router {
 }
 
 impl Router {
-    /// A router with its own mapper buffers; `meta_host` adds metadata
-    /// headers.
+    /// A router with its own mapper buffers; `limits` are the longest
+    /// line and the largest mapped value; `meta_host` adds metadata headers.
     pub fn new(
         mapper: Mapper,
         sink: Arc<Sink>,
-        max_line: usize,
+        limits: (usize, usize),
         label: String,
         meta_host: Option<&str>,
     ) -> Self {
+        let (max_line, max_value) = limits;
         Router {
             mapper,
             sink,
             max_line,
+            max_value,
             label,
             meta_host: meta_host.map(Arc::from),
             id: String::new(),
@@ -189,6 +193,10 @@ impl Router {
                 Ok(None) => {
                     self.sink.spool_header(frame, &self.label).await;
                     return;
+                }
+                Ok(Some(mapped)) if mapped.size() > self.max_value => {
+                    let (len, max) = (mapped.size(), self.max_value);
+                    (bytes, Reject::TooLarge { len, max })
                 }
                 Ok(Some(mapped)) => {
                     if mapped.lossy {

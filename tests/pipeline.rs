@@ -124,29 +124,6 @@ fn unreachable_broker_means_nonzero_exit_with_the_count() {
     assert!(log.contains("timed out"), "{log}");
 }
 
-/// A line librdkafka refuses for good (larger than `message.max.bytes`)
-/// in the middle of a batch: counted failed and named, the run fails,
-/// and the lines around it still arrive.
-#[test]
-fn a_line_the_producer_refuses_is_counted_and_fails_the_run() {
-    let broker = Broker::start();
-    let topic = broker.topic("refused", 1);
-    let mut run = cdrship(&broker, &["-t", &topic, "-X", "message.max.bytes=1000"]);
-    let big = "x".repeat(2000);
-    run.feed(format!("first\n{big}\nlast\n").as_bytes());
-    run.close_stdin();
-    assert!(!run.wait().success());
-    let log = run.log();
-    assert!(log.contains("too large"), "{log}");
-    assert!(
-        log.contains("3 lines read, 2 delivered (0 of them to the reject topic), 1 failed"),
-        "{log}"
-    );
-    let reader = broker.reader(&topic);
-    assert_eq!(texts(&reader.read(2)), ["first", "last"]);
-    assert_eq!(reader.stored(), 2);
-}
-
 /// A dead broker and no delivery timeout: the producer queue fills (50,000
 /// messages) and reading waits. SIGTERM with a 1 s shutdown timeout must
 /// end that wait, fail the lines still waiting for room, and account for

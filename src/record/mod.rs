@@ -86,6 +86,13 @@ pub struct Mapped<'a> {
     pub lossy: bool,
 }
 
+impl Mapped<'_> {
+    /// Bytes of the value and the key: what the producer's limit counts.
+    pub fn size(&self) -> usize {
+        self.value.len() + self.key.map_or(0, <[u8]>::len)
+    }
+}
+
 impl From<SplitError> for Reject {
     fn from(error: SplitError) -> Self {
         match error {

@@ -13,6 +13,13 @@ pub enum Reject {
         /// The configured cap.
         max: usize,
     },
+    /// The mapped message is larger than the producer accepts.
+    TooLarge {
+        /// The mapped value's and key's length.
+        len: usize,
+        /// The most the producer takes.
+        max: usize,
+    },
     /// The line is not one CSV record.
     BadCsv(&'static str),
     /// A `--header` line that cannot name columns.
@@ -42,6 +49,10 @@ impl fmt::Display for Reject {
             Reject::TooLong { len, max } => write!(
                 f,
                 "line of {len} bytes exceeds --max-line-bytes {max}; value holds its first {max} bytes"
+            ),
+            Reject::TooLarge { len, max } => write!(
+                f,
+                "mapped message of {len} bytes exceeds the {max} bytes message.max.bytes allows; value holds the line as read"
             ),
             Reject::BadCsv(why) => write!(f, "not a CSV record: {why}"),
             Reject::BadHeader(why) => write!(f, "not a usable header line: {why}"),

@@ -9,12 +9,17 @@ use std::time::Duration;
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
-use rdkafka::error::RDKafkaErrorCode::{PurgeInflight, PurgeQueue};
+use rdkafka::error::RDKafkaErrorCode::{
+    PurgeInflight, PurgeQueue, TopicAuthorizationFailed, UnknownTopic, UnknownTopicOrPartition,
+};
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::refused::{for_content, Refused};
 use crate::acker::Tracker;
 use crate::kafka_stats::KafkaStats;
 use crate::sync::lock;
@@ -25,6 +30,9 @@ pub struct DeliveryContext {
     pub tracker: Arc<Tracker>,
     pub echo: bool,
     pub stats: Mutex<Option<KafkaStats>>,
+    /// The configured topic, whose refused messages go to `refused`.
+    pub topic: String,
+    pub refused: UnboundedSender<Refused>,
 }
 
 impl ClientContext for DeliveryContext {
@@ -71,9 +79,36 @@ impl ProducerContext for DeliveryContext {
             Err((KafkaError::MessageProduction(PurgeQueue | PurgeInflight), _)) => {
                 self.tracker.given_up(seq as u64)
             }
-            Err((error, message)) => self.tracker.failed(seq as u64, || {
-                format!("delivery to {} failed: {error}", message.topic())
-            }),
+            Err((error, message)) => {
+                let to_reject = for_content(error).filter(|_| message.topic() == self.topic);
+                if let Some(error) = to_reject {
+                    let ticket = seq as u64;
+                    let message = message.detach();
+                    if self
+                        .refused
+                        .send(Refused {
+                            ticket,
+                            message,
+                            error,
+                        })
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+                self.tracker.failed(seq as u64, || {
+                    let topic = message.topic();
+                    match error {
+                        KafkaError::MessageProduction(
+                            UnknownTopic | UnknownTopicOrPartition | TopicAuthorizationFailed,
+                        ) => format!(
+                            "delivery to {topic} failed: {error}; create the topic (or grant \
+                             write access to it), or name another with --topic / --reject-topic"
+                        ),
+                        _ => format!("delivery to {topic} failed: {error}"),
+                    }
+                })
+            }
         }
     }
 }

@@ -28,6 +28,10 @@ use crate::sync::lock;
 
 mod batch;
 mod context;
+mod refused;
+
+use refused::Refused;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 pub use batch::Batch;
 use batch::Topic;
@@ -81,6 +85,28 @@ pub fn default_properties(brokers: &str) -> Vec<(String, String)> {
     .collect()
 }
 
+/// Bytes of a message's limit kept for what comes with the value: the
+/// key, headers (id, metadata, reject reason) and librdkafka's framing.
+pub const HEADROOM: usize = 1024;
+
+/// The largest value (with its key) the producer accepts under the
+/// `message.max.bytes` in `properties` (the last one wins, as in
+/// librdkafka), and that limit itself.
+pub fn value_limit(properties: &[(String, String)]) -> Result<(usize, usize)> {
+    let limit = match properties
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "message.max.bytes")
+    {
+        Some((_, v)) => v
+            .parse()
+            .with_context(|| format!("-X message.max.bytes={v}: not a number of bytes"))?,
+        // librdkafka's default.
+        None => 1_000_000,
+    };
+    Ok((usize::saturating_sub(limit, HEADROOM), limit))
+}
+
 /// Where a message goes.
 #[derive(Debug, Clone, Copy)]
 pub enum Dest<'a> {
@@ -107,6 +133,8 @@ pub struct Sink {
 impl Sink {
     /// Create the producer from ordered `properties`; with a `spool`,
     /// every line that has no position yet is spooled before it is sent.
+    /// The messages the broker refuses arrive on the receiver, for
+    /// [`reroute`](Self::reroute).
     pub fn new(
         properties: &[(String, String)],
         topics: (String, String),
@@ -114,16 +142,19 @@ impl Sink {
         spool: Option<Arc<Spool>>,
         echo: bool,
         abort: CancellationToken,
-    ) -> Result<Self> {
+    ) -> Result<(Self, UnboundedReceiver<Refused>)> {
         let (topic, reject_topic) = topics;
         let mut config = ClientConfig::new();
         for (key, value) in properties {
             config.set(key, value);
         }
+        let (refused, rerouted) = tokio::sync::mpsc::unbounded_channel();
         let context = DeliveryContext {
             tracker: tracker.clone(),
             echo,
             stats: Mutex::default(),
+            topic: topic.clone(),
+            refused,
         };
         let producer: ThreadedProducer<DeliveryContext> = config
             .create_with_context(context)
@@ -131,7 +162,7 @@ impl Sink {
         // SAFETY: the handle is dropped before the producer (field order).
         let main = unsafe { Topic::new(producer.client().native_ptr(), &topic)? };
         request_producer_id(&producer, &topic);
-        Ok(Sink {
+        let sink = Sink {
             main,
             producer,
             tracker,
@@ -139,7 +170,8 @@ impl Sink {
             reject_topic,
             spool,
             abort,
-        })
+        };
+        Ok((sink, rerouted))
     }
 
     /// Produce one message. Waits while the producer queue is full; gives
@@ -181,6 +213,12 @@ impl Sink {
         if let Some(headers) = headers {
             record = record.headers(headers);
         }
+        self.produce(record, seq).await;
+    }
+
+    /// Hand `record` (ticket `seq`) to the producer, waiting while its
+    /// queue is full; a refusal or the shutdown timeout settles the ticket.
+    async fn produce(&self, mut record: BaseRecord<'_, [u8], [u8], usize>, seq: u64) {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return,
@@ -191,7 +229,8 @@ impl Sink {
                         return;
                     }
                 }
-                Err((error, _)) => {
+                Err((error, back)) => {
+                    let topic = back.topic;
                     self.tracker
                         .failed(seq, || format!("producing to {topic} failed: {error}"));
                     return;

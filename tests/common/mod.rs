@@ -66,6 +66,27 @@ impl Broker {
         true
     }
 
+    /// Make the broker refuse the next produce request with `error` (mock
+    /// cluster only; false with a real broker).
+    pub fn refuse_next_produce(&self, error: rdkafka::types::RDKafkaRespErr) -> bool {
+        let Some(mock) = &self.mock else {
+            return false;
+        };
+        mock.request_errors(rdkafka::types::RDKafkaApiKey::Produce, &[error]);
+        true
+    }
+
+    /// Make the broker answer that `topic` does not exist (mock cluster
+    /// only; false with a real broker).
+    pub fn hide_topic(&self, topic: &str) -> bool {
+        let Some(mock) = &self.mock else {
+            return false;
+        };
+        let unknown = rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+        mock.topic_error(topic, unknown).expect("topic error set");
+        true
+    }
+
     /// Bootstrap servers for clients.
     pub fn servers(&self) -> &str {
         &self.servers
