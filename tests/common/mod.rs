@@ -536,6 +536,29 @@ impl Followed {
     }
 }
 
+/// Connect to `to` from the local address `from` (any of 127.0.0.0/8 is
+/// a distinct peer on Linux).
+pub fn connect_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    socket.bind(&from.into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    socket.into()
+}
+
+/// Panic unless the peer closed `stream` without a word: a read ends
+/// (EOF, or a reset when our bytes were unread) within the deadline.
+pub fn assert_closed_at_once(stream: &mut std::net::TcpStream) {
+    use std::io::Read as _;
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    match stream.read(&mut [0; 64]) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Ok(n) => panic!("the connection answered {n} bytes instead of closing"),
+        Err(e) => panic!("the connection was not closed: {e}"),
+    }
+}
+
 /// Poll `condition` until it holds or the deadline passes.
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + DEADLINE;

@@ -2,9 +2,10 @@
 //! connection. The accept loop never exits on errors (EMFILE, ECONNABORTED
 //! are transient): it logs, backs off and keeps serving.
 //!
-//! Peers outside `--allow` are closed at once (like xinetd `only_from`).
-//! At `--max-connections` the loop stops accepting, so further peers wait
-//! in the kernel's listen backlog until a connection closes.
+//! Peers outside `--allow` are closed at once (like xinetd `only_from`),
+//! and so is a peer's connection beyond `--max-connections-per-peer` (like
+//! `per_source`). At `--max-connections` the loop stops accepting, so
+//! further peers wait in the kernel's listen backlog until one closes.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,13 +15,16 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use ipnet::IpNet;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::peers::{Claim, Peers};
 use super::stream::End;
 use crate::route::Router;
 use crate::spool::Spool;
+
+mod peers;
 
 /// How the server treats peers.
 #[derive(Debug, Clone)]
@@ -29,6 +33,8 @@ pub struct ServeOptions {
     pub allow: Vec<IpNet>,
     /// Most connections served at once.
     pub max_connections: usize,
+    /// Most connections from one address; `None`: no limit.
+    pub max_connections_per_peer: Option<usize>,
     /// Close a connection silent for this long.
     pub idle_timeout: Option<Duration>,
     /// Close new connections at once while the spool is full.
@@ -89,6 +95,7 @@ pub async fn serve(
         max_line,
         spool: spool.filter(|_| options.refuse_when_full),
         slots: Arc::new(Semaphore::new(options.max_connections.max(1))),
+        peers: Peers::new(options.max_connections_per_peer),
         refused: AtomicU64::new(0),
         connections: TaskTracker::new(),
     });
@@ -106,7 +113,7 @@ pub async fn serve(
     server.connections.wait().await;
     let refused = server.refused.load(Ordering::Relaxed);
     if refused > 0 {
-        info!("{refused} connections refused (--allow, full spool)");
+        info!("{refused} connections refused (--allow, full spool, per-peer limit)");
     }
 }
 
@@ -118,6 +125,8 @@ struct Server {
     spool: Option<Arc<Spool>>,
     /// One permit per connection being served.
     slots: Arc<Semaphore>,
+    /// Connections per peer address.
+    peers: Arc<Peers>,
     refused: AtomicU64,
     connections: TaskTracker,
 }
@@ -152,6 +161,15 @@ impl Server {
                         warn!("{peer}: refused, the spool is full (--when-full reject)");
                         continue;
                     }
+                    let claim = match self.peers.claim(peer.ip()) {
+                        Ok(claim) => claim,
+                        Err(open) => {
+                            self.refused.fetch_add(1, Ordering::Relaxed);
+                            let ip = peer.ip().to_canonical();
+                            warn!("{peer}: refused, {open} connections from {ip} already (--max-connections-per-peer)");
+                            continue;
+                        }
+                    };
                     let local = socket
                         .local_addr()
                         .map_or_else(|_| "?".into(), |a| a.to_string());
@@ -159,8 +177,9 @@ impl Server {
                     let router = router.for_source(format!("{peer} -> {local}"));
                     let (server, stop) = (self.clone(), stop.clone());
                     self.connections.spawn(async move {
-                        server.connection(socket, peer, router, &stop).await;
-                        drop(slot);
+                        server
+                            .connection(socket, peer, router, (slot, claim), &stop)
+                            .await;
                     });
                 }
                 Err(e) => {
@@ -185,13 +204,18 @@ impl Server {
         socket: TcpStream,
         peer: SocketAddr,
         mut router: Router,
+        held: (OwnedSemaphorePermit, Claim),
         stop: &CancellationToken,
     ) {
         if let Err(e) = keepalive(&socket) {
             warn!("{peer}: cannot enable TCP keepalive: {e}");
         }
         let idle = self.options.idle_timeout;
-        match super::stream::ship(socket, &mut router, self.max_line, stop, idle).await {
+        let end = super::stream::ship(socket, &mut router, self.max_line, stop, idle).await;
+        // Free the slots before saying so: a peer told "closed" may
+        // reconnect at once.
+        drop(held);
+        match end {
             Ok(End::Closed) => info!("{peer}: closed"),
             Ok(End::Idle) => info!("{peer}: closed after --idle-timeout without data"),
             Err(e) => warn!("{peer}: connection error: {e}"),
