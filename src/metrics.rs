@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::acker::{Counts, Tracker};
 use crate::sink::Sink;
+use crate::source::tcp::Refused;
 use crate::spool::Spool;
 
 /// What the numbers are read from.
@@ -31,6 +32,8 @@ pub struct Sources {
     pub spool: Option<Arc<Spool>>,
     /// File mode: bytes behind the end of the followed file.
     pub file_lag: Option<Arc<AtomicU64>>,
+    /// TCP mode: connections refused, by reason.
+    pub refused: Option<Arc<Refused>>,
     /// `stdin`, `file` or `tcp`, as the `source` label.
     pub source: &'static str,
 }
@@ -114,6 +117,9 @@ impl Sources {
                 "Bytes of the followed file not yet delivered.",
                 i64::try_from(lag.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
             );
+        }
+        if let Some(refused) = &self.refused {
+            refused.render(&mut out);
         }
         if let Some(stats) = self.sink.kafka_stats() {
             stats.render(&mut out);

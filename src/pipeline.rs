@@ -116,6 +116,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
         SourceConfig::File { path, .. } => Some(path),
         _ => None,
     };
+    let refused = Arc::new(tcp::Refused::default());
     // Metrics and stats outlive the source: they report the drain too.
     let done = CancellationToken::new();
     let _done_on_return = done.clone().drop_guard();
@@ -125,6 +126,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
             sink: sink.clone(),
             spool: spool.clone(),
             file_lag: followed.map(|_| file_lag.clone()),
+            refused: matches!(config.source, SourceConfig::Listen { .. }).then(|| refused.clone()),
             source: match config.source {
                 SourceConfig::Stdin { .. } => "stdin",
                 SourceConfig::File { .. } => "file",
@@ -183,7 +185,9 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Summary> {
                 }
                 SourceConfig::Listen { options, .. } => {
                     let router = router_for(String::new());
-                    tcp::serve(listeners, &router, max_line, options, spool.clone(), &stop).await;
+                    let spool = spool.clone();
+                    let refused = refused.clone();
+                    tcp::serve(listeners, &router, max_line, options, spool, refused, &stop).await;
                     Ok(())
                 }
             }

@@ -55,3 +55,60 @@ fn one_peer_beyond_max_connections_per_peer_is_closed_others_are_served() {
     assert!(run.log().contains("1 connections refused"), "{}", run.log());
     assert_eq!(reader.stored(), 4);
 }
+
+/// Refusals the log accounts for: one line each, plus the `N more`
+/// summaries.
+fn refusals_logged(log: &str) -> (usize, u64) {
+    let lines = log.lines().filter(|l| l.contains(": refused, ")).count();
+    let summarised = log
+        .lines()
+        .filter_map(|l| {
+            l.split_once(" more connections refused")?
+                .0
+                .rsplit(' ')
+                .next()
+        })
+        .map(|n| n.parse::<u64>().unwrap())
+        .sum::<u64>();
+    (lines, summarised)
+}
+
+#[test]
+fn a_storm_of_refused_peers_is_summarised_not_logged_line_by_line() {
+    const STORM: u64 = 200;
+    let broker = Broker::start();
+    let topic = broker.topic("storm", 1);
+    let args = [
+        "-t",
+        &topic,
+        "--listen",
+        "127.0.0.1:0",
+        "--allow",
+        "127.0.0.1/32",
+        "--metrics",
+        "127.0.0.1:0",
+    ];
+    let mut run = cdrship(&broker, &args);
+    let addr = run.listening_on();
+    for _ in 0..STORM {
+        assert_closed_at_once(&mut connect_from("127.0.0.2", addr));
+    }
+    let refused = "cdrship_connections_refused_total{reason=\"allow\"}";
+    assert_eq!(run.metric(refused), Some(STORM));
+    // Every refusal shows in the log, most of them in a periodic summary.
+    wait_until("the log accounts for every refusal", || {
+        let (lines, summarised) = refusals_logged(&run.log());
+        lines as u64 + summarised == STORM
+    });
+    let (lines, _) = refusals_logged(&run.log());
+    assert!(lines <= 10, "{lines} lines for {STORM} refusals");
+    let summary = run.wait_for_log(" more connections refused in the last 10 s");
+    assert!(summary.contains("(not in --allow: "), "{summary}");
+    run.stop();
+    assert!(
+        run.log()
+            .contains("200 connections refused (not in --allow: 200)"),
+        "{}",
+        run.log()
+    );
+}

@@ -8,7 +8,6 @@
 //! further peers wait in the kernel's listen backlog until one closes.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,11 +19,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::peers::{Claim, Peers};
+use self::refused::Reason;
+pub use self::refused::Refused;
 use super::stream::End;
 use crate::route::Router;
 use crate::spool::Spool;
 
 mod peers;
+mod refused;
 
 /// How the server treats peers.
 #[derive(Debug, Clone)]
@@ -81,13 +83,14 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serve until `stop`; then wait for every connection to finish routing
-/// what it read.
+/// what it read. Refusals are counted in `refused`.
 pub async fn serve(
     listeners: Vec<TcpListener>,
     router: &Router,
     max_line: usize,
     options: &ServeOptions,
     spool: Option<Arc<Spool>>,
+    refused: Arc<Refused>,
     stop: &CancellationToken,
 ) {
     let server = Arc::new(Server {
@@ -96,10 +99,11 @@ pub async fn serve(
         spool: spool.filter(|_| options.refuse_when_full),
         slots: Arc::new(Semaphore::new(options.max_connections.max(1))),
         peers: Peers::new(options.max_connections_per_peer),
-        refused: AtomicU64::new(0),
+        refused,
         connections: TaskTracker::new(),
     });
     let accept_loops = TaskTracker::new();
+    accept_loops.spawn(server.refused.clone().summarise(stop.clone()));
     for listener in listeners {
         accept_loops.spawn(
             server
@@ -111,9 +115,8 @@ pub async fn serve(
     accept_loops.wait().await;
     server.connections.close();
     server.connections.wait().await;
-    let refused = server.refused.load(Ordering::Relaxed);
-    if refused > 0 {
-        info!("{refused} connections refused (--allow, full spool, per-peer limit)");
+    if let Some(total) = server.refused.total() {
+        info!("{total}");
     }
 }
 
@@ -127,7 +130,8 @@ struct Server {
     slots: Arc<Semaphore>,
     /// Connections per peer address.
     peers: Arc<Peers>,
-    refused: AtomicU64,
+    /// Refusals, also read by the metrics endpoint.
+    refused: Arc<Refused>,
     connections: TaskTracker,
 }
 
@@ -152,21 +156,24 @@ impl Server {
                 Ok((socket, peer)) => {
                     backoff = Duration::from_millis(10);
                     if !self.allowed(&peer) {
-                        self.refused.fetch_add(1, Ordering::Relaxed);
-                        warn!("{peer}: refused, not in --allow");
+                        if self.refused.record(Reason::Allow) {
+                            warn!("{peer}: refused, not in --allow");
+                        }
                         continue;
                     }
                     if self.spool.as_ref().is_some_and(|s| s.is_full()) {
-                        self.refused.fetch_add(1, Ordering::Relaxed);
-                        warn!("{peer}: refused, the spool is full (--when-full reject)");
+                        if self.refused.record(Reason::SpoolFull) {
+                            warn!("{peer}: refused, the spool is full (--when-full reject)");
+                        }
                         continue;
                     }
                     let claim = match self.peers.claim(peer.ip()) {
                         Ok(claim) => claim,
                         Err(open) => {
-                            self.refused.fetch_add(1, Ordering::Relaxed);
-                            let ip = peer.ip().to_canonical();
-                            warn!("{peer}: refused, {open} connections from {ip} already (--max-connections-per-peer)");
+                            if self.refused.record(Reason::PerPeer) {
+                                let ip = peer.ip().to_canonical();
+                                warn!("{peer}: refused, {open} connections from {ip} already (--max-connections-per-peer)");
+                            }
                             continue;
                         }
                     };
