@@ -5,8 +5,9 @@
 mod common;
 
 use std::io::Write as _;
+use std::net::TcpStream;
 
-use common::{assert_closed_at_once, cdrship, connect_from, texts, wait_until, Broker};
+use common::{assert_closed_at_once, cdrship, connect_from, scrape, texts, wait_until, Broker};
 
 #[test]
 fn one_peer_beyond_max_connections_per_peer_is_closed_others_are_served() {
@@ -111,4 +112,29 @@ fn a_storm_of_refused_peers_is_summarised_not_logged_line_by_line() {
         "{}",
         run.log()
     );
+}
+
+#[test]
+fn idle_connections_cannot_hoard_the_metrics_endpoint() {
+    /// Metrics connections served at once.
+    const CAP: usize = 16;
+    let broker = Broker::start();
+    let topic = broker.topic("metrics-cap", 1);
+    let mut run = cdrship(&broker, &["-t", &topic, "--metrics", "127.0.0.1:0"]);
+    let addr = run.metrics_addr();
+    // Accepted in order, so these hold every slot when the next arrives
+    // (until the request timeout, far longer than this takes).
+    let idle: Vec<TcpStream> = (0..CAP)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    let mut extra = TcpStream::connect(addr).unwrap();
+    extra
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_closed_at_once(&mut extra);
+    drop(idle);
+    wait_until("a scrape answered again", || {
+        scrape(addr).is_some_and(|r| r.starts_with("HTTP/1.1 200 OK"))
+    });
+    run.stop();
 }

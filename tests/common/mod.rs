@@ -362,18 +362,16 @@ impl Cdrship {
         line.rsplit(' ').next().unwrap().parse().expect("address")
     }
 
-    /// A scrape of the `--metrics` endpoint (needs `--metrics 127.0.0.1:0`).
-    pub fn metrics(&self) -> String {
-        use std::io::{Read as _, Write as _};
+    /// The address of the `--metrics` endpoint (needs `--metrics 127.0.0.1:0`).
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
         let line = self.wait_for_log("metrics on http://");
         let addr = line.rsplit("http://").next().unwrap();
-        let addr = addr.trim_end_matches("/metrics");
-        let mut http = std::net::TcpStream::connect(addr).unwrap();
-        http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        http.read_to_string(&mut body).unwrap();
-        body
+        addr.trim_end_matches("/metrics").parse().expect("address")
+    }
+
+    /// A scrape of the `--metrics` endpoint: the whole HTTP response.
+    pub fn metrics(&self) -> String {
+        scrape(self.metrics_addr()).expect("the metrics endpoint answered")
     }
 
     /// The value of one sample (`name{labels}`) of the metrics endpoint.
@@ -557,6 +555,18 @@ pub fn assert_closed_at_once(stream: &mut std::net::TcpStream) {
         Ok(n) => panic!("the connection answered {n} bytes instead of closing"),
         Err(e) => panic!("the connection was not closed: {e}"),
     }
+}
+
+/// `GET /metrics` from `addr`: the whole response, or `None` when the
+/// connection failed or was closed without one.
+pub fn scrape(addr: std::net::SocketAddr) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut http = std::net::TcpStream::connect(addr).ok()?;
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    http.read_to_string(&mut response).ok()?;
+    Some(response).filter(|r| !r.is_empty())
 }
 
 /// Poll `condition` until it holds or the deadline passes.
