@@ -7,22 +7,15 @@ mod common;
 use std::io::Write as _;
 use std::net::TcpStream;
 
-use common::{assert_closed_at_once, cdrship, connect_from, scrape, texts, wait_until, Broker};
+use common::{
+    assert_closed_at_once, cdrship, connect_from, scrape, serve_tcp, texts, wait_until, Broker,
+};
 
 #[test]
 fn one_peer_beyond_max_connections_per_peer_is_closed_others_are_served() {
     let broker = Broker::start();
-    let topic = broker.topic("per-peer", 1);
-    let args = [
-        "-t",
-        &topic,
-        "--listen",
-        "127.0.0.1:0",
-        "--max-connections-per-peer",
-        "2",
-    ];
-    let mut run = cdrship(&broker, &args);
-    let addr = run.listening_on();
+    let (topic, mut run, addr) =
+        serve_tcp(&broker, "per-peer", &["--max-connections-per-peer", "2"]);
     let reader = broker.reader(&topic);
     let mut got = Vec::new();
 
@@ -78,19 +71,8 @@ fn refusals_logged(log: &str) -> (usize, u64) {
 fn a_storm_of_refused_peers_is_summarised_not_logged_line_by_line() {
     const STORM: u64 = 200;
     let broker = Broker::start();
-    let topic = broker.topic("storm", 1);
-    let args = [
-        "-t",
-        &topic,
-        "--listen",
-        "127.0.0.1:0",
-        "--allow",
-        "127.0.0.1/32",
-        "--metrics",
-        "127.0.0.1:0",
-    ];
-    let mut run = cdrship(&broker, &args);
-    let addr = run.listening_on();
+    let args = ["--allow", "127.0.0.1/32", "--metrics", "127.0.0.1:0"];
+    let (_, mut run, addr) = serve_tcp(&broker, "storm", &args);
     for _ in 0..STORM {
         assert_closed_at_once(&mut connect_from("127.0.0.2", addr));
     }

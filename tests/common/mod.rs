@@ -324,6 +324,21 @@ pub fn cdrship(broker: &Broker, args: &[&str]) -> Cdrship {
     spawn(command)
 }
 
+/// `cdrship -t TOPIC --listen 127.0.0.1:0 EXTRA` on a fresh one-partition
+/// topic named after `hint`: the topic, the server and its address.
+pub fn serve_tcp(
+    broker: &Broker,
+    hint: &str,
+    extra: &[&str],
+) -> (String, Cdrship, std::net::SocketAddr) {
+    let topic = broker.topic(hint, 1);
+    let mut args = vec!["-t", &topic, "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let run = cdrship(broker, &args);
+    let addr = run.listening_on();
+    (topic, run, addr)
+}
+
 /// Start a prepared command and collect its stderr.
 pub fn spawn(mut command: Command) -> Cdrship {
     let mut child = command.spawn().expect("spawning cdrship");
