@@ -64,6 +64,12 @@ pub struct Cli {
     #[arg(long, env = "CDRSHIP_MAX_CONNECTIONS", default_value_t = 256)]
     pub max_connections: usize,
 
+    /// Most TCP connections from one peer address (like xinetd
+    /// `per_source`); more are logged, counted and closed at once, so one
+    /// peer cannot hold every slot. 0: no limit.
+    #[arg(long, env = "CDRSHIP_MAX_CONNECTIONS_PER_PEER", default_value_t = 32)]
+    pub max_connections_per_peer: usize,
+
     /// Close a TCP connection (also an inetd socket on stdin) silent for
     /// this many seconds (default: never; PBXs keep links open for days).
     #[arg(long, env = "CDRSHIP_IDLE_TIMEOUT", value_parser = parse_secs)]

@@ -124,6 +124,8 @@ impl Cli {
                     options: ServeOptions {
                         allow: self.allow,
                         max_connections: self.max_connections,
+                        max_connections_per_peer: Some(self.max_connections_per_peer)
+                            .filter(|&n| n > 0),
                         idle_timeout: self.idle_timeout,
                         refuse_when_full: self.when_full == WhenFull::Reject,
                     },

@@ -4,7 +4,10 @@
 //! Both read the tracker's counts; nothing here is on the per-line path.
 //! The endpoint is a deliberately tiny HTTP/1.0-style responder (one
 //! request per connection, `Connection: close`): Prometheus needs nothing
-//! more, and a web framework would outweigh the rest of cdrship.
+//! more, and a web framework would outweigh the rest of cdrship. It is
+//! also open to whoever reaches the port, so it serves at most
+//! `MAX_CONNECTIONS` at once, closes further ones at once and gives
+//! each `EXCHANGE_TIMEOUT`: idle (slowloris) connections cannot pile up.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -15,10 +18,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::{Counts, Tracker};
 use crate::sink::Sink;
+use crate::source::tcp::Refused;
 use crate::spool::Spool;
 
 /// What the numbers are read from.
@@ -31,6 +36,8 @@ pub struct Sources {
     pub spool: Option<Arc<Spool>>,
     /// File mode: bytes behind the end of the followed file.
     pub file_lag: Option<Arc<AtomicU64>>,
+    /// TCP mode: connections refused, by reason.
+    pub refused: Option<Arc<Refused>>,
     /// `stdin`, `file` or `tcp`, as the `source` label.
     pub source: &'static str,
 }
@@ -115,6 +122,9 @@ impl Sources {
                 i64::try_from(lag.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
             );
         }
+        if let Some(refused) = &self.refused {
+            refused.render(&mut out);
+        }
         if let Some(stats) = self.sink.kafka_stats() {
             stats.render(&mut out);
         }
@@ -143,16 +153,30 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     Ok(listener)
 }
 
+/// Metrics connections served at once; a scraper needs one or two.
+const MAX_CONNECTIONS: usize = 16;
+/// How long a connection may take to send its request and take the answer.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Serve `/metrics` until `stop`.
 pub async fn serve(listener: TcpListener, sources: Arc<Sources>, stop: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((socket, _)) => {
-                tokio::spawn(respond(socket, sources.clone()));
+            Ok((socket, peer)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    debug!("metrics: {peer} closed, {MAX_CONNECTIONS} connections open already");
+                    continue;
+                };
+                let sources = sources.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(EXCHANGE_TIMEOUT, respond(socket, sources)).await;
+                    drop(slot);
+                });
             }
             // Transient (EMFILE): scraping can wait, shipping must go on.
             Err(e) => {
@@ -165,9 +189,9 @@ pub async fn serve(listener: TcpListener, sources: Arc<Sources>, stop: Cancellat
 
 async fn respond(mut socket: TcpStream, sources: Arc<Sources>) {
     let mut request = [0u8; 1024];
-    let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut request)).await
-    else {
-        return;
+    let n = match socket.read(&mut request).await {
+        Ok(0) | Err(_) => return,
+        Ok(n) => n,
     };
     let (status, body) = if request[..n].starts_with(b"GET /metrics") {
         ("200 OK", sources.render())

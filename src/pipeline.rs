@@ -80,6 +80,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         SourceConfig::File { path, .. } => Some(path),
         _ => None,
     };
+    let refused = Arc::new(tcp::Refused::default());
     // Metrics and stats outlive the source: they report the drain too.
     let done = CancellationToken::new();
     let _done_on_return = done.clone().drop_guard();
@@ -89,6 +90,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
             sink: sink.clone(),
             spool: spool.clone(),
             file_lag: followed.map(|_| file_lag.clone()),
+            refused: matches!(config.source, SourceConfig::Listen { .. }).then(|| refused.clone()),
             source: match config.source {
                 SourceConfig::Stdin { .. } => "stdin",
                 SourceConfig::File { .. } => "file",
@@ -150,7 +152,9 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
                 }
                 SourceConfig::Listen { options, .. } => {
                     let router = router_for(String::new());
-                    tcp::serve(listeners, &router, max_line, options, spool.clone(), &stop).await;
+                    let spool = spool.clone();
+                    let refused = refused.clone();
+                    tcp::serve(listeners, &router, max_line, options, spool, refused, &stop).await;
                     Ok(())
                 }
             }

@@ -7,16 +7,7 @@ use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 
-use common::{cdrship, texts, wait_until, Broker, Cdrship};
-
-/// Connect to `to` from the local address `from`.
-fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let from: SocketAddr = format!("{from}:0").parse().unwrap();
-    socket.bind(&from.into()).unwrap();
-    socket.connect(&to.into()).unwrap();
-    socket.into()
-}
+use common::{cdrship, connect_from, serve_tcp, texts, wait_until, Broker, Cdrship};
 
 #[test]
 fn five_hundred_connections_of_a_thousand_lines_arrive_in_order() {
@@ -31,6 +22,9 @@ fn five_hundred_connections_of_a_thousand_lines_arrive_in_order() {
         "127.0.0.1:0",
         "--max-connections",
         "1000",
+        // 500 PBXs, all on 127.0.0.1 here.
+        "--max-connections-per-peer",
+        "0",
     ];
     let mut run = cdrship(&broker, &args);
     let addr = run.listening_on();
@@ -75,17 +69,7 @@ fn five_hundred_connections_of_a_thousand_lines_arrive_in_order() {
 #[test]
 fn peers_outside_the_allowlist_are_refused_and_logged() {
     let broker = Broker::start();
-    let topic = broker.topic("allow", 1);
-    let args = [
-        "-t",
-        &topic,
-        "--listen",
-        "127.0.0.1:0",
-        "--allow",
-        "127.0.0.1/32",
-    ];
-    let mut run = cdrship(&broker, &args);
-    let addr = run.listening_on();
+    let (topic, mut run, addr) = serve_tcp(&broker, "allow", &["--allow", "127.0.0.1/32"]);
 
     let mut denied = connect_from("127.0.0.2", addr);
     let _ = denied.write_all(b"denied\n");
@@ -111,17 +95,7 @@ fn peers_outside_the_allowlist_are_refused_and_logged() {
 #[test]
 fn beyond_max_connections_peers_wait_until_a_slot_frees() {
     let broker = Broker::start();
-    let topic = broker.topic("cap", 1);
-    let args = [
-        "-t",
-        &topic,
-        "--listen",
-        "127.0.0.1:0",
-        "--max-connections",
-        "2",
-    ];
-    let mut run = cdrship(&broker, &args);
-    let addr = run.listening_on();
+    let (topic, mut run, addr) = serve_tcp(&broker, "cap", &["--max-connections", "2"]);
     let reader = broker.reader(&topic);
     let mut got = Vec::new();
 

@@ -350,6 +350,21 @@ pub fn cdrship(broker: &Broker, args: &[&str]) -> Cdrship {
     spawn(command)
 }
 
+/// `cdrship -t TOPIC --listen 127.0.0.1:0 EXTRA` on a fresh one-partition
+/// topic named after `hint`: the topic, the server and its address.
+pub fn serve_tcp(
+    broker: &Broker,
+    hint: &str,
+    extra: &[&str],
+) -> (String, Cdrship, std::net::SocketAddr) {
+    let topic = broker.topic(hint, 1);
+    let mut args = vec!["-t", &topic, "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let run = cdrship(broker, &args);
+    let addr = run.listening_on();
+    (topic, run, addr)
+}
+
 /// Start a prepared command and collect its stderr.
 pub fn spawn(mut command: Command) -> Cdrship {
     let mut child = command.spawn().expect("spawning cdrship");
@@ -388,18 +403,16 @@ impl Cdrship {
         line.rsplit(' ').next().unwrap().parse().expect("address")
     }
 
-    /// A scrape of the `--metrics` endpoint (needs `--metrics 127.0.0.1:0`).
-    pub fn metrics(&self) -> String {
-        use std::io::{Read as _, Write as _};
+    /// The address of the `--metrics` endpoint (needs `--metrics 127.0.0.1:0`).
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
         let line = self.wait_for_log("metrics on http://");
         let addr = line.rsplit("http://").next().unwrap();
-        let addr = addr.trim_end_matches("/metrics");
-        let mut http = std::net::TcpStream::connect(addr).unwrap();
-        http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        http.read_to_string(&mut body).unwrap();
-        body
+        addr.trim_end_matches("/metrics").parse().expect("address")
+    }
+
+    /// A scrape of the `--metrics` endpoint: the whole HTTP response.
+    pub fn metrics(&self) -> String {
+        scrape(self.metrics_addr()).expect("the metrics endpoint answered")
     }
 
     /// The value of one sample (`name{labels}`) of the metrics endpoint.
@@ -560,6 +573,41 @@ impl Followed {
     pub fn sibling(&self, name: &str) -> std::path::PathBuf {
         self.dir.path().join(name)
     }
+}
+
+/// Connect to `to` from the local address `from` (any of 127.0.0.0/8 is
+/// a distinct peer on Linux).
+pub fn connect_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    socket.bind(&from.into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    socket.into()
+}
+
+/// Panic unless the peer closed `stream` without a word: a read ends
+/// (EOF, or a reset when our bytes were unread) within the deadline.
+pub fn assert_closed_at_once(stream: &mut std::net::TcpStream) {
+    use std::io::Read as _;
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    match stream.read(&mut [0; 64]) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Ok(n) => panic!("the connection answered {n} bytes instead of closing"),
+        Err(e) => panic!("the connection was not closed: {e}"),
+    }
+}
+
+/// `GET /metrics` from `addr`: the whole response, or `None` when the
+/// connection failed or was closed without one.
+pub fn scrape(addr: std::net::SocketAddr) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut http = std::net::TcpStream::connect(addr).ok()?;
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    http.read_to_string(&mut response).ok()?;
+    Some(response).filter(|r| !r.is_empty())
 }
 
 /// Poll `condition` until it holds or the deadline passes.

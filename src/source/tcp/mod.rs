@@ -2,25 +2,31 @@
 //! connection. The accept loop never exits on errors (EMFILE, ECONNABORTED
 //! are transient): it logs, backs off and keeps serving.
 //!
-//! Peers outside `--allow` are closed at once (like xinetd `only_from`).
-//! At `--max-connections` the loop stops accepting, so further peers wait
-//! in the kernel's listen backlog until a connection closes.
+//! Peers outside `--allow` are closed at once (like xinetd `only_from`),
+//! and so is a peer's connection beyond `--max-connections-per-peer` (like
+//! `per_source`). At `--max-connections` the loop stops accepting, so
+//! further peers wait in the kernel's listen backlog until one closes.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use ipnet::IpNet;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::peers::{Claim, Peers};
+use self::refused::Reason;
+pub use self::refused::Refused;
 use super::stream::End;
 use crate::route::Router;
 use crate::spool::Spool;
+
+mod peers;
+mod refused;
 
 /// How the server treats peers.
 #[derive(Debug, Clone)]
@@ -29,6 +35,8 @@ pub struct ServeOptions {
     pub allow: Vec<IpNet>,
     /// Most connections served at once.
     pub max_connections: usize,
+    /// Most connections from one address; `None`: no limit.
+    pub max_connections_per_peer: Option<usize>,
     /// Close a connection silent for this long.
     pub idle_timeout: Option<Duration>,
     /// Close new connections at once while the spool is full.
@@ -75,13 +83,14 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serve until `stop`; then wait for every connection to finish routing
-/// what it read.
+/// what it read. Refusals are counted in `refused`.
 pub async fn serve(
     listeners: Vec<TcpListener>,
     router: &Router,
     max_line: usize,
     options: &ServeOptions,
     spool: Option<Arc<Spool>>,
+    refused: Arc<Refused>,
     stop: &CancellationToken,
 ) {
     let server = Arc::new(Server {
@@ -89,10 +98,12 @@ pub async fn serve(
         max_line,
         spool: spool.filter(|_| options.refuse_when_full),
         slots: Arc::new(Semaphore::new(options.max_connections.max(1))),
-        refused: AtomicU64::new(0),
+        peers: Peers::new(options.max_connections_per_peer),
+        refused,
         connections: TaskTracker::new(),
     });
     let accept_loops = TaskTracker::new();
+    accept_loops.spawn(server.refused.clone().summarise(stop.clone()));
     for listener in listeners {
         accept_loops.spawn(
             server
@@ -104,9 +115,8 @@ pub async fn serve(
     accept_loops.wait().await;
     server.connections.close();
     server.connections.wait().await;
-    let refused = server.refused.load(Ordering::Relaxed);
-    if refused > 0 {
-        info!("{refused} connections refused (--allow, full spool)");
+    if let Some(total) = server.refused.total() {
+        info!("{total}");
     }
 }
 
@@ -118,7 +128,10 @@ struct Server {
     spool: Option<Arc<Spool>>,
     /// One permit per connection being served.
     slots: Arc<Semaphore>,
-    refused: AtomicU64,
+    /// Connections per peer address.
+    peers: Arc<Peers>,
+    /// Refusals, also read by the metrics endpoint.
+    refused: Arc<Refused>,
     connections: TaskTracker,
 }
 
@@ -143,15 +156,27 @@ impl Server {
                 Ok((socket, peer)) => {
                     backoff = Duration::from_millis(10);
                     if !self.allowed(&peer) {
-                        self.refused.fetch_add(1, Ordering::Relaxed);
-                        warn!("{peer}: refused, not in --allow");
+                        if self.refused.record(Reason::Allow) {
+                            warn!("{peer}: refused, not in --allow");
+                        }
                         continue;
                     }
                     if self.spool.as_ref().is_some_and(|s| s.is_full()) {
-                        self.refused.fetch_add(1, Ordering::Relaxed);
-                        warn!("{peer}: refused, the spool is full (--when-full reject)");
+                        if self.refused.record(Reason::SpoolFull) {
+                            warn!("{peer}: refused, the spool is full (--when-full reject)");
+                        }
                         continue;
                     }
+                    let claim = match self.peers.claim(peer.ip()) {
+                        Ok(claim) => claim,
+                        Err(open) => {
+                            if self.refused.record(Reason::PerPeer) {
+                                let ip = peer.ip().to_canonical();
+                                warn!("{peer}: refused, {open} connections from {ip} already (--max-connections-per-peer)");
+                            }
+                            continue;
+                        }
+                    };
                     let local = socket
                         .local_addr()
                         .map_or_else(|_| "?".into(), |a| a.to_string());
@@ -159,8 +184,9 @@ impl Server {
                     let router = router.for_source(format!("{peer} -> {local}"));
                     let (server, stop) = (self.clone(), stop.clone());
                     self.connections.spawn(async move {
-                        server.connection(socket, peer, router, &stop).await;
-                        drop(slot);
+                        server
+                            .connection(socket, peer, router, (slot, claim), &stop)
+                            .await;
                     });
                 }
                 Err(e) => {
@@ -185,13 +211,18 @@ impl Server {
         socket: TcpStream,
         peer: SocketAddr,
         mut router: Router,
+        held: (OwnedSemaphorePermit, Claim),
         stop: &CancellationToken,
     ) {
         if let Err(e) = keepalive(&socket) {
             warn!("{peer}: cannot enable TCP keepalive: {e}");
         }
         let idle = self.options.idle_timeout;
-        match super::stream::ship(socket, &mut router, self.max_line, stop, idle).await {
+        let end = super::stream::ship(socket, &mut router, self.max_line, stop, idle).await;
+        // Free the slots before saying so: a peer told "closed" may
+        // reconnect at once.
+        drop(held);
+        match end {
             Ok(End::Closed) => info!("{peer}: closed"),
             Ok(End::Idle) => info!("{peer}: closed after --idle-timeout without data"),
             Err(e) => warn!("{peer}: connection error: {e}"),
