@@ -41,7 +41,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         }
         None => (None, None),
     };
-    let (sink, refused) = Sink::new(
+    let (sink, broker_refused) = Sink::new(
         &config.kafka,
         (config.topic.clone(), config.reject_topic.clone()),
         tracker.clone(),
@@ -109,7 +109,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         .map(|input| tokio::spawn(progress_bar::show(input, tracker.clone(), done.clone())));
     let rerouter = sink.clone();
     let until_done = done.clone();
-    tokio::spawn(async move { rerouter.reroute(refused, until_done).await });
+    tokio::spawn(async move { rerouter.reroute(broker_refused, until_done).await });
     if let Some(spool) = &spool {
         tokio::spawn(commit_spool(spool.clone(), tracker.clone(), done.clone()));
     }
