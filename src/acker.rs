@@ -14,7 +14,7 @@
 //! The first failed delivery cancels the pipeline: sources stop reading and
 //! the watermark never moves past the failed line.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -58,7 +58,15 @@ struct Window {
     base: u64,
     entries: VecDeque<Entry>,
     watermark: Option<Mark>,
+    /// The watermark's offset in each of the newest generations: how far
+    /// a file read beside others (a rotated file still written to) is
+    /// delivered.
+    by_generation: BTreeMap<u32, u64>,
 }
+
+/// Generations [`Window::by_generation`] remembers: files read at once
+/// are few; the spool's segments need only the watermark.
+const GENERATIONS_KEPT: usize = 64;
 
 /// Totals for the exit summary.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -296,11 +304,16 @@ impl Tracker {
         let sent = entry.sent;
         let before = w.watermark;
         while let Some(entry) = w.entries.front().filter(|e| e.state == State::Done) {
-            w.watermark = Some(entry.mark);
+            let mark = entry.mark;
+            w.watermark = Some(mark);
+            w.by_generation.insert(mark.generation, mark.offset);
             w.entries.pop_front();
             w.base += 1;
         }
         if w.watermark != before {
+            while w.by_generation.len() > GENERATIONS_KEPT {
+                w.by_generation.pop_first();
+            }
             self.advanced.notify_one();
         }
         sent
@@ -336,6 +349,12 @@ impl Tracker {
     /// Last position whose line and all lines before it were delivered.
     pub fn watermark(&self) -> Option<Mark> {
         lock(&self.window).watermark
+    }
+
+    /// The offset up to which every line of `generation` (and every line
+    /// registered before those) was delivered, if any was.
+    pub fn watermark_of(&self, generation: u32) -> Option<u64> {
+        lock(&self.window).by_generation.get(&generation).copied()
     }
 
     /// Lines registered but not yet settled.
@@ -396,6 +415,21 @@ mod tests {
         t.delivered(seqs[2]);
         assert_eq!(t.watermark(), mark(40));
         assert_eq!(t.pending(), 0);
+    }
+
+    #[test]
+    fn each_generation_keeps_its_own_watermark() {
+        let t = Tracker::new(CancellationToken::new());
+        let at = |generation, offset| Some(Mark { generation, offset });
+        let old = t.begin(at(1, 10), false, 1);
+        let new = t.begin(at(2, 5), false, 1);
+        let old_again = t.begin(at(1, 20), false, 1);
+        t.delivered(new);
+        t.delivered(old_again);
+        assert_eq!((t.watermark_of(1), t.watermark_of(2)), (None, None));
+        t.delivered(old);
+        assert_eq!((t.watermark_of(1), t.watermark_of(2)), (Some(20), Some(5)));
+        assert_eq!(t.watermark(), at(1, 20));
     }
 
     #[test]

@@ -175,6 +175,12 @@ pub struct Cli {
     #[arg(long, env = "CDRSHIP_PARTIAL_LINE_TIMEOUT", value_parser = parse_secs)]
     pub partial_line_timeout: Option<Duration>,
 
+    /// With --file: keep reading a rotated-away file while it still grows
+    /// (a writer that holds its descriptor until it reopens), until it has
+    /// been quiet for this long; the new file is read meanwhile.
+    #[arg(long, env = "CDRSHIP_ROTATE_GRACE", default_value = "10", value_parser = parse_secs)]
+    pub rotate_grace: Duration,
+
     /// Seconds to wait for outstanding deliveries after SIGTERM/SIGINT (at
     /// plain EOF cdrship waits until every line is acknowledged).
     #[arg(long, env = "CDRSHIP_SHUTDOWN_TIMEOUT", default_value = "30", value_parser = parse_secs)]

@@ -116,6 +116,7 @@ impl Cli {
                     poll_interval: self.poll_interval,
                     from: self.from,
                     partial_line_timeout: self.partial_line_timeout,
+                    rotate_grace: self.rotate_grace,
                 },
             },
             (None, empty) if !empty || crate::source::activation::present() => {

@@ -196,7 +196,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         sink.purge();
     }
     if let Some(progress) = progress.as_mut() {
-        progress.save(tracker.watermark())?;
+        progress.save(&tracker)?;
     }
     if let Some(spool) = &spool {
         spool.commit(tracker.watermark())?;

@@ -81,6 +81,11 @@ impl Router {
         }
     }
 
+    /// The source this router names in logs and metadata.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
     /// A router for another task (own buffers) reading from `label`.
     pub fn for_source(&self, label: String) -> Router {
         Router {

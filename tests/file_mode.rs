@@ -107,21 +107,23 @@ fn follows_appends_and_rotation_then_resumes_without_resending() {
     let mut e = Expected::new(&broker, topic);
 
     e.add(path, numbered("before-start", 0..100));
-    let mut run = f.start(&broker);
+    let grace = ["--rotate-grace", "0.5"];
+    let mut run = f.start_with(&broker, &grace);
     e.check();
 
     e.add(path, numbered("appended", 0..100));
     e.check();
 
-    // Rotation: lines written to the old file after the rename, and a last
-    // line without newline, come before the new file's lines.
+    // Rotation: lines written to the old file after the rename arrive, in
+    // order, beside the new file's; its last line without newline is
+    // shipped once the old file was quiet for --rotate-grace.
     let rotated = f.sibling("Master.csv.1");
     fs::rename(path, &rotated).unwrap();
     e.add(&rotated, numbered("late-old", 0..10));
     append(&rotated, "old-unterminated");
-    e.push("old-unterminated");
     e.add(path, numbered("new-file", 0..50));
-    e.check();
+    e.push("old-unterminated");
+    e.check_per_file(&["late-old", "new-file", "old-unterminated"]);
 
     // A partial line in the current file is held back across shutdown.
     append(path, "new-partial");

@@ -328,6 +328,7 @@ impl Spool {
             path: segment_path(&self.dir, segment.number),
             file: segment.id,
             offset: mark.offset,
+            draining: Vec::new(),
         })?;
         let mut inner = lock(&self.inner);
         inner.committed = Some(mark);

@@ -52,6 +52,28 @@ impl Expected {
         assert_eq!(texts(&self.got), self.want);
     }
 
+    /// Like [`check`](Self::check), for lines of several files read at
+    /// once: the order is checked per file, each file's lines starting
+    /// with one of `prefixes`.
+    pub fn check_per_file(&mut self, prefixes: &[&str]) {
+        self.reader.read_more(&mut self.got, self.want.len());
+        let got = texts(&self.got);
+        for prefix in prefixes {
+            let of = |lines: &[String]| -> Vec<String> {
+                lines
+                    .iter()
+                    .filter(|l| l.starts_with(prefix))
+                    .cloned()
+                    .collect()
+            };
+            assert_eq!(of(&got), of(&self.want), "the lines starting with {prefix}");
+        }
+        let (mut a, mut b) = (got, self.want.clone());
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+    }
+
     /// Nothing beyond the expected lines is stored on the topic.
     pub fn nothing_more(&self) {
         assert_eq!(self.reader.stored(), self.want.len() as i64);

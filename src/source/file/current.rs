@@ -9,11 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::checkpoint::{fingerprint, FileId};
+use crate::checkpoint::{FileId, HEAD_BYTES};
 use crate::framing::Framer;
-
-/// Bytes of a file's head kept to recognise its copy after copytruncate.
-const HEAD_BYTES: usize = 4096;
 
 /// The file currently being read.
 pub(super) struct Current {
@@ -62,12 +59,12 @@ impl Current {
         Ok(())
     }
 
-    /// Re-read the head while it is shorter than [`HEAD_BYTES`], and take
-    /// the fingerprint once the first line is complete.
+    /// Re-read the head while it is shorter than [`HEAD_BYTES`]: the
+    /// identity (fingerprint, head hash) grows with it.
     pub(super) fn refresh_head(&mut self) -> Result<()> {
         if self.head.len() < HEAD_BYTES {
             self.head = read_head(&self.file)?;
-            self.id.fingerprint = fingerprint(&self.head, HEAD_BYTES);
+            self.id.read_head(&self.head);
         }
         Ok(())
     }

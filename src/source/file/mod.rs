@@ -1,14 +1,14 @@
-//! A followed file (Asterisk's Master.csv): read from the saved position,
-//! follow appends, and survive rename+create rotation by finishing the old
-//! file before switching to the new one.
+//! A followed file (Asterisk's Master.csv): read from the saved positions,
+//! follow appends, and survive every rotation: a renamed or deleted file
+//! is read on beside the new one while it still grows (`rotated`), a
+//! truncated one is finished from its copy (`copy`).
 //!
 //! Directory events (notify) only wake the reader early; a periodic
 //! re-check is the source of truth, so filesystems without events (NFS)
 //! still work. Progress is saved whenever the tracker's watermark moves.
 
-use std::fs::File;
-use std::io::{Read as _, Seek as _, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::io::{Seek as _, SeekFrom};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,17 +18,19 @@ use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::acker::{Mark, Tracker};
-use crate::checkpoint::{FileId, Progress, State};
-use crate::route::{Position, Router};
+use crate::acker::Tracker;
+use crate::checkpoint::{Progress, State};
+use crate::route::Router;
 
+mod copy;
 mod current;
+mod reader;
 mod resume;
+mod rotated;
 
-use current::{
-    directory_of, end_of_last_line, path_state, read_head, truncated, Current, PathState,
-};
-use resume::open;
+use current::{directory_of, end_of_last_line, path_state, truncated, Current, PathState};
+use reader::read_available;
+use rotated::Rotated;
 
 use crate::args::StartAt;
 
@@ -41,6 +43,8 @@ pub struct FollowOptions {
     pub from: StartAt,
     /// Ship an unterminated last line after this long without new bytes.
     pub partial_line_timeout: Option<Duration>,
+    /// How long a rotated-away file is read on after it stopped growing.
+    pub rotate_grace: Duration,
 }
 
 /// Settings of the file source.
@@ -68,26 +72,40 @@ pub async fn run(
     let mut ticker =
         tokio::time::interval(cfg.options.poll_interval.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let grace = cfg.options.rotate_grace;
 
     let (saved, ever_saved) = match progress.as_deref() {
         Some(p) => load_state(p),
         None => (None, false),
     };
     let mut generation = 0;
+    let resumed = resume::open(cfg.path, saved.as_ref(), &mut generation, cfg.max_line)?;
+    let mut rotated = Vec::new();
+    for mut file in resumed.rotated {
+        let mut own = router.for_source(router.label().to_owned());
+        learn_header(&mut file, &mut own);
+        rotated.push(Rotated::new(file, own));
+    }
     let mut announced = false;
-    let mut current = loop {
-        if let Some(current) = open(cfg.path, saved.as_ref(), generation, cfg.max_line)? {
-            break current;
-        }
-        if !announced {
-            info!("{}: waiting for the file to appear", cfg.path.display());
-            announced = true;
-        }
-        tokio::select! {
-            () = wake.notified() => {}
-            _ = ticker.tick() => {}
-            () = stop.cancelled() => return Ok(()),
-        }
+    // A saved file rotated away with nothing at the path yet: it is the
+    // current file until the path reappears.
+    let mut current = match resumed.current.or_else(|| rotated.pop().map(|r| r.file)) {
+        Some(current) => current,
+        None => loop {
+            if !announced {
+                info!("{}: waiting for the file to appear", cfg.path.display());
+                announced = true;
+            }
+            tokio::select! {
+                () = wake.notified() => {}
+                _ = ticker.tick() => {}
+                () = stop.cancelled() => return Ok(()),
+            }
+            if let Some((current, _)) = Current::open(cfg.path, generation, cfg.max_line)? {
+                generation += 1;
+                break current;
+            }
+        },
     };
     // --from applies to a first start only: a state that exists but cannot
     // be used means reading from the start (duplicates, never a skip).
@@ -99,14 +117,11 @@ pub async fn run(
         );
         current.seek(start)?;
     }
-    if current.framer.offset() > 0 {
-        // Resuming mid-file: with --header, the names are in line one.
-        let head = &current.head;
-        let line = head.split(|&b| b == b'\n').next().unwrap_or(head);
-        router.learn_header(line.strip_suffix(b"\r").unwrap_or(line));
-    }
+    learn_header(&mut current, router);
     if let Some(p) = progress.as_deref_mut() {
-        p.opened(current.generation, current.id);
+        for file in rotated.iter().map(|r| &r.file).chain([&current]) {
+            p.opened(file.generation, file.id, file.framer.offset());
+        }
     }
 
     let mut last_growth = tokio::time::Instant::now();
@@ -120,48 +135,55 @@ pub async fn run(
                     cfg.path.display(),
                     current.framer.offset()
                 );
-                finish_from_copy(cfg.path, &mut current, router, stop).await?;
+                let end = finish_from_copy(cfg.path, &mut current, router, stop).await?;
+                if let Some(p) = progress.as_deref_mut() {
+                    p.closed(current.generation, end);
+                }
                 // Offsets restart: a new generation keeps positions unambiguous.
-                generation += 1;
                 current.generation = generation;
+                generation += 1;
                 current.seek(0)?;
                 current.head.clear();
                 current.refresh_head()?;
                 router.expect_header();
                 if let Some(p) = progress.as_deref_mut() {
-                    p.opened(current.generation, current.id);
+                    p.opened(current.generation, current.id, 0);
                 }
             }
         }
+        // Rotated files first: what they hold was written before the new
+        // file's lines, unless a writer still appends to them.
+        rotated::drain(&mut rotated, grace, progress.as_deref_mut(), stop).await?;
         if read_available(&mut current, router, stop).await? {
             last_growth = tokio::time::Instant::now();
         }
         if stop.is_cancelled() {
             return Ok(());
         }
-        save(&mut progress, tracker, &current);
+        save(&mut progress, tracker, &current, &rotated);
         cfg.lag.store(lag(tracker, &current), Ordering::Relaxed);
-        match path_state(cfg.path, &current) {
-            PathState::Replaced => {
-                // Lines appended to the old file before the rename are read
-                // first; a last line without newline is shipped as it is.
-                read_available(&mut current, router, stop).await?;
-                if let Some(frame) = current.framer.finish() {
-                    let at = position(current.generation, &current.id, frame.end());
-                    router.route(frame, Some(at)).await;
-                }
+        if let PathState::Replaced = path_state(cfg.path, &current) {
+            // Lines appended to the old file before the rename are read
+            // first; it is read on while it grows (a writer may hold it).
+            read_available(&mut current, router, stop).await?;
+            if let Some((next, _)) = Current::open(cfg.path, generation, cfg.max_line)? {
                 generation += 1;
-                if let Some((next, _)) = Current::open(cfg.path, generation, cfg.max_line)? {
-                    info!("{}: rotated; now reading the new file", cfg.path.display());
-                    current = next;
-                    router.expect_header();
-                    if let Some(p) = progress.as_deref_mut() {
-                        p.opened(current.generation, current.id);
-                    }
-                    continue;
+                info!(
+                    "{}: rotated; now reading the new file (and the old one while it grows)",
+                    cfg.path.display()
+                );
+                let old = std::mem::replace(&mut current, next);
+                rotated.push(Rotated::new(
+                    old,
+                    router.for_source(router.label().to_owned()),
+                ));
+                router.expect_header();
+                if let Some(p) = progress.as_deref_mut() {
+                    p.opened(current.generation, current.id, 0);
                 }
+                last_growth = tokio::time::Instant::now();
+                continue;
             }
-            PathState::Same { .. } | PathState::Missing => {}
         }
         let partial_deadline = cfg
             .options
@@ -172,15 +194,23 @@ pub async fn run(
             () = wake.notified() => {}
             _ = ticker.tick() => {}
             () = tracker.wait_advanced() => {}
+            () = sleep_until(rotated::next_deadline(&rotated, grace)) => {}
             () = sleep_until(partial_deadline) => {
-                if let Some(frame) = current.framer.finish() {
-                    info!("{}: shipping an unterminated last line (--partial-line-timeout)", cfg.path.display());
-                    let at = position(current.generation, &current.id, frame.end());
-                    router.route(frame, Some(at)).await;
-                }
+                info!("{}: shipping an unterminated last line (--partial-line-timeout)", cfg.path.display());
+                reader::finish(&mut current, router).await;
             }
             () = stop.cancelled() => return Ok(()),
         }
+    }
+}
+
+/// With `--header`, a file resumed mid-way has its column names in line
+/// one, which is not read again.
+fn learn_header(file: &mut Current, router: &mut Router) {
+    if file.framer.offset() > 0 {
+        let head = &file.head;
+        let line = head.split(|&b| b == b'\n').next().unwrap_or(head);
+        router.learn_header(line.strip_suffix(b"\r").unwrap_or(line));
     }
 }
 
@@ -192,24 +222,20 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// The position of a line ending at `end` in the file `file`.
-fn position(generation: u32, file: &FileId, end: u64) -> Position<'_> {
-    Position {
-        mark: Mark {
-            generation,
-            offset: end,
-        },
-        file,
-    }
-}
-
-/// Save the watermark; a failing disk is logged, not fatal: the worst
-/// outcome is re-sending lines after a restart, never losing them.
-fn save(progress: &mut Option<&mut Progress>, tracker: &Tracker, current: &Current) {
+/// Save how far each file is delivered; a failing disk is logged, not
+/// fatal: the worst outcome is re-sending lines after a restart.
+fn save(
+    progress: &mut Option<&mut Progress>,
+    tracker: &Tracker,
+    current: &Current,
+    rotated: &[Rotated],
+) {
     if let Some(p) = progress.as_deref_mut() {
-        // The fingerprint may have become known since the file was opened.
-        p.opened(current.generation, current.id);
-        if let Err(e) = p.save(tracker.watermark()) {
+        // Identities grow with the head as the files fill.
+        for file in rotated.iter().map(|r| &r.file).chain([current]) {
+            p.opened(file.generation, file.id, 0);
+        }
+        if let Err(e) = p.save(tracker) {
             warn!("{e:#}");
         }
     }
@@ -219,10 +245,7 @@ fn save(progress: &mut Option<&mut Progress>, tracker: &Tracker, current: &Curre
 /// while the watermark is still in an older file).
 fn lag(tracker: &Tracker, current: &Current) -> u64 {
     let len = current.file.metadata().map_or(0, |m| m.len());
-    match tracker.watermark() {
-        Some(mark) if mark.generation == current.generation => len.saturating_sub(mark.offset),
-        _ => len,
-    }
+    len.saturating_sub(tracker.watermark_of(current.generation).unwrap_or(0))
 }
 
 /// The saved state, and whether there was one at all (usable or not).
@@ -241,81 +264,34 @@ fn load_state(progress: &Progress) -> (Option<State>, bool) {
 }
 
 /// After copytruncate, lines appended between our last read and the copy
-/// are only in the copy (`PATH.1`). Read them from there when the copy's
-/// head matches ours, so the rotation window shrinks to the copy itself.
+/// are only in the copy: read them from there (see `copy`), then ship a
+/// last line without newline; the offset read up to.
 async fn finish_from_copy(
     path: &Path,
     current: &mut Current,
     router: &mut Router,
     stop: &CancellationToken,
-) -> Result<()> {
-    let mut copy_path = path.as_os_str().to_owned();
-    copy_path.push(".1");
-    let copy_path = PathBuf::from(copy_path);
+) -> Result<u64> {
     let read_to = current
         .file
         .stream_position()
         .context("position in the followed file")?;
-    let copy = match File::open(&copy_path) {
-        Ok(copy) => copy,
-        Err(_) => return Ok(()),
+    let found = match current.head.is_empty() {
+        true => None,
+        false => copy::find(path, &current.id, &current.head, read_to)?,
     };
-    let long_enough = copy.metadata().is_ok_and(|m| m.len() >= read_to);
-    if !long_enough || !read_head(&copy)?.starts_with(&current.head) {
-        warn!(
-            "{}: truncated, and {} is not its copy; lines written just before the truncation may be missing",
+    if let Some((copy_path, copy)) = found {
+        let original = std::mem::replace(&mut current.file, copy);
+        current.file.seek(SeekFrom::Start(read_to))?;
+        read_available(current, router, stop).await?;
+        info!(
+            "{}: read the rest of the truncated content from {}",
             path.display(),
             copy_path.display()
         );
-        return Ok(());
+        current.file = original;
     }
-    let original = std::mem::replace(&mut current.file, copy);
-    current.file.seek(SeekFrom::Start(read_to))?;
-    read_available(current, router, stop).await?;
-    if let Some(frame) = current.framer.finish() {
-        let at = position(current.generation, &current.id, frame.end());
-        router.route(frame, Some(at)).await;
-    }
-    info!(
-        "{}: read the rest of the truncated content from {}",
-        path.display(),
-        copy_path.display()
-    );
-    current.file = original;
-    Ok(())
-}
-
-/// Read and route everything up to the current end of the file; true if
-/// there was anything. A partial last line stays in the framer until its
-/// newline arrives.
-async fn read_available(
-    current: &mut Current,
-    router: &mut Router,
-    stop: &CancellationToken,
-) -> Result<bool> {
-    let mut grew = false;
-    loop {
-        // Regular-file reads come from the page cache; a blocking read here
-        // is cheaper than a thread hop per chunk.
-        let n = match current.file.read(current.framer.space()) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("reading the followed file"),
-        };
-        if n == 0 {
-            return Ok(grew);
-        }
-        grew = true;
-        current.framer.filled(n);
-        current.refresh_head()?;
-        while let Some(frame) = current.framer.next_frame() {
-            let at = position(current.generation, &current.id, frame.end());
-            router.route(frame, Some(at)).await;
-        }
-        if stop.is_cancelled() {
-            return Ok(grew);
-        }
-    }
+    Ok(reader::finish(current, router).await)
 }
 
 /// Watch the file's directory: events on the file and its re-creation both

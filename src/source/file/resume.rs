@@ -1,23 +1,35 @@
-//! Where a restarted cdrship resumes: the saved file at its saved offset,
-//! even when it was rotated (renamed or copied) while cdrship was stopped.
+//! Where a restarted cdrship resumes: each saved file at its saved offset,
+//! wherever it is now. The file at the followed path is resumed when it is
+//! provably the saved one (same inode and same head: a file recreated on
+//! the same inode, even with the same first line, is not); a saved file
+//! rotated away while cdrship was stopped is found among the siblings,
+//! renamed (same inode first) or copied (same head, long enough), and is
+//! finished before the path's file is read from the start. A file that
+//! cannot be proven to be the saved one is never sought into.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use super::current::{directory_of, Current};
-use crate::checkpoint::{FileId, State};
+use crate::checkpoint::{Resume, State};
 
-/// Open `path` for the first time, at the saved offset when `saved`
-/// describes this very file. If the file was rotated while cdrship was
-/// stopped and the old one is still in the directory, resume that one: the
-/// main loop finishes it and then switches to `path`.
+/// The files to read after a start.
+pub(super) struct Resumed {
+    /// Saved files rotated away, each at its saved offset, oldest first:
+    /// they are finished beside the current file.
+    pub(super) rotated: Vec<Current>,
+    /// The file at the path (`None` while it does not exist).
+    pub(super) current: Option<Current>,
+}
+
+/// Open what `saved` names, numbering files from `generation` on.
 pub(super) fn open(
     path: &Path,
     saved: Option<&State>,
-    generation: u32,
+    generation: &mut u32,
     max_line: usize,
-) -> Result<Option<Current>> {
+) -> Result<Resumed> {
     let saved = match saved {
         Some(state) if state.path != path => {
             warn!(
@@ -29,71 +41,92 @@ pub(super) fn open(
         }
         other => other,
     };
-    let opened = Current::open(path, generation, max_line)?;
-    let Some(state) = saved else {
-        return Ok(opened.map(|(current, _)| current));
+    let mut resumed = Resumed {
+        rotated: Vec::new(),
+        current: None,
     };
-    if let Some((mut current, _)) =
-        opened.filter(|(c, len)| c.id.same_file(&state.file) && state.offset <= *len)
-    {
-        current.seek(state.offset)?;
-        info!("{}: resuming at byte {}", path.display(), state.offset);
-        return Ok(Some(current));
+    let entries = saved.map_or_else(Vec::new, |s| {
+        let main = Resume {
+            file: s.file,
+            offset: s.offset,
+        };
+        s.draining.iter().copied().chain([main]).collect()
+    });
+    for entry in entries {
+        let at_path = match resumed.current {
+            None => Current::open(path, *generation, max_line)?
+                .filter(|(c, len)| c.id.same_file(&entry.file, &c.head) && entry.offset <= *len),
+            Some(_) => None,
+        };
+        if let Some((mut current, _)) = at_path {
+            *generation += 1;
+            current.seek(entry.offset)?;
+            info!("{}: resuming at byte {}", path.display(), entry.offset);
+            resumed.current = Some(current);
+            continue;
+        }
+        match find_rotated(path, &entry, *generation, max_line)? {
+            Some((rotated, mut current)) => {
+                *generation += 1;
+                // A copy holds the saved file's lines: they keep its ids.
+                current.id = entry.file;
+                info!(
+                    "{}: rotated while stopped; finishing {} from byte {} first",
+                    path.display(),
+                    rotated.display(),
+                    entry.offset
+                );
+                current.seek(entry.offset)?;
+                resumed.rotated.push(current);
+            }
+            None => warn!(
+                "{}: the saved file ({}, byte {}) is gone and no sibling holds its content (rotated away or truncated while stopped); its unsent lines cannot be read",
+                path.display(),
+                entry.file,
+                entry.offset
+            ),
+        }
     }
-    if let Some((rotated, mut current)) = find_rotated(path, state, generation, max_line)? {
-        info!(
-            "{}: rotated while stopped; finishing {} from byte {} first",
-            path.display(),
-            rotated.display(),
-            state.offset
-        );
-        current.seek(state.offset)?;
-        return Ok(Some(current));
+    if resumed.current.is_none() {
+        if saved.is_some() {
+            info!(
+                "{}: reading the file at the path from the start",
+                path.display()
+            );
+        }
+        resumed.current = Current::open(path, *generation, max_line)?.map(|(c, _)| c);
+        *generation += 1;
     }
-    warn!(
-        "{}: the saved file is gone and no sibling holds its content (rotated away or truncated while stopped); reading from the start",
-        path.display()
-    );
-    Ok(Current::open(path, generation, max_line)?.map(|(current, _)| current))
+    Ok(resumed)
 }
 
 /// The saved file among `path`'s siblings, long enough to resume: renamed
-/// (same inode, e.g. `Master.csv.1`) or copied by copytruncate (a sibling
-/// named after the file whose first line has the saved fingerprint).
+/// (same inode and head, e.g. `Master.csv.1`), else copied (same head,
+/// e.g. a copytruncate copy under any name).
 fn find_rotated(
     path: &Path,
-    state: &State,
+    entry: &Resume,
     generation: u32,
     max_line: usize,
 ) -> Result<Option<(PathBuf, Current)>> {
-    let Ok(entries) = std::fs::read_dir(directory_of(path)) else {
+    let Ok(dir) = std::fs::read_dir(directory_of(path)) else {
         return Ok(None);
     };
-    let base = path
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    for entry in entries.flatten() {
-        let candidate = entry.path();
-        let renamed = entry
-            .metadata()
-            .is_ok_and(|m| m.is_file() && FileId::of(&m).same_inode(&state.file));
-        let named_after = entry.file_name().to_string_lossy().starts_with(&base);
-        if candidate == path || !(renamed || named_after && state.file.fingerprint.is_some()) {
+    let mut copy = None;
+    for candidate in dir.flatten().map(|e| e.path()) {
+        if candidate == path || !candidate.is_file() {
             continue;
         }
         let Some((current, len)) = Current::open(&candidate, generation, max_line)? else {
             continue;
         };
-        let same = if renamed {
-            current.id.same_file(&state.file)
-        } else {
-            current.id.fingerprint == state.file.fingerprint
-        };
-        if same && state.offset <= len {
+        if len < entry.offset || !entry.file.head_matches(&current.head) {
+            continue;
+        }
+        if current.id.same_inode(&entry.file) {
             return Ok(Some((candidate, current)));
         }
+        copy = copy.or(Some((candidate, current)));
     }
-    Ok(None)
+    Ok(copy)
 }

@@ -1,0 +1,155 @@
+//! File-mode progress on disk: which file (path, device, inode) and the
+//! byte offset up to which every line was acknowledged by Kafka.
+//!
+//! The state is written atomically (temp file, fsync, rename, fsync of the
+//! directory) so a crash leaves either the old or the new state, never a
+//! torn one. This module stores positions; deciding which position is
+//! safe to store is the tracker's job (its watermark).
+
+mod identity;
+mod progress;
+
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+pub use identity::{FileId, HEAD_BYTES};
+pub use progress::Progress;
+
+use anyhow::{bail, Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+/// Format version of the state file; bump when the layout changes.
+/// Version 2 added `draining` and the head identity; version 1 still
+/// loads (without them).
+pub const VERSION: u32 = 2;
+
+/// What is saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Layout version.
+    pub version: u32,
+    /// The followed path.
+    pub path: PathBuf,
+    /// The file that was open at that path.
+    pub file: FileId,
+    /// Every line before this offset was delivered.
+    pub offset: u64,
+    /// Older files still read beside `file` (rotated away while a writer
+    /// kept writing to them), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub draining: Vec<Resume>,
+}
+
+/// A file and the offset before which every line of it was delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// The file.
+    pub file: FileId,
+    /// Its delivered offset.
+    pub offset: u64,
+}
+
+/// The state file of one followed path.
+#[derive(Debug)]
+pub struct Store {
+    file: PathBuf,
+}
+
+impl Store {
+    /// The store for `followed` inside `dir` (created if missing).
+    pub fn new(dir: &Path, followed: &Path) -> Result<Self> {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("creating state directory {}", dir.display()))?;
+        let name: String = followed
+            .to_string_lossy()
+            .trim_start_matches('/')
+            .chars()
+            .map(|c| if c == '/' { '_' } else { c })
+            .collect();
+        Ok(Store {
+            file: dir.join(format!("{name}.state.json")),
+        })
+    }
+
+    /// Read the saved state; `None` if there is none yet.
+    pub fn load(&self) -> Result<Option<State>> {
+        let text = match fs::read(&self.file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.file.display())),
+        };
+        let state: State = serde_json::from_slice(&text)
+            .with_context(|| format!("state file {} is corrupt", self.file.display()))?;
+        if !(1..=VERSION).contains(&state.version) {
+            bail!(
+                "state file {} has version {}, this cdrship reads version {VERSION}",
+                self.file.display(),
+                state.version
+            );
+        }
+        Ok(Some(state))
+    }
+
+    /// Atomically replace the saved state.
+    pub fn save(&self, state: &State) -> Result<()> {
+        let tmp = self.file.with_extension("json.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut out = File::create(&tmp)?;
+            out.write_all(&serde_json::to_vec(state).map_err(std::io::Error::other)?)?;
+            out.sync_all()?;
+            fs::rename(&tmp, &self.file)?;
+            let dir = self.file.parent().unwrap_or(Path::new("."));
+            File::open(dir)?.sync_all()
+        };
+        write().with_context(|| format!("saving progress to {}", self.file.display()))
+    }
+
+    /// Where the state lives (for messages).
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(
+            &dir.path().join("state"),
+            Path::new("/var/log/a/Master.csv"),
+        )
+        .unwrap();
+        assert!(store.path().ends_with("var_log_a_Master.csv.state.json"));
+        assert_eq!(store.load().unwrap(), None);
+        let state = State {
+            version: VERSION,
+            path: "/var/log/a/Master.csv".into(),
+            file: FileId::of(&fs::metadata(".").unwrap()),
+            offset: 42,
+            draining: Vec::new(),
+        };
+        store.save(&state).unwrap();
+        assert_eq!(store.load().unwrap(), Some(state));
+        fs::write(store.path(), b"{\"version\":1,\"pa").unwrap();
+        assert!(format!("{:#}", store.load().unwrap_err()).contains("corrupt"));
+        fs::write(
+            store.path(),
+            br#"{"version":9,"path":"x","file":{"dev":1,"ino":2},"offset":1}"#,
+        )
+        .unwrap();
+        assert!(store.load().unwrap_err().to_string().contains("version 9"));
+        // A version 1 state (no head identity, no draining files) loads.
+        fs::write(
+            store.path(),
+            br#"{"version":1,"path":"x","file":{"dev":1,"ino":2,"fingerprint":7},"offset":1}"#,
+        )
+        .unwrap();
+        let v1 = store.load().unwrap().unwrap();
+        assert_eq!((v1.file.ino, v1.offset, v1.file.head_len), (2, 1, 0));
+        assert!(v1.draining.is_empty());
+    }
+}

@@ -1,0 +1,66 @@
+//! Reading one open file: route every complete line with its position,
+//! and ship a last line without newline when the file is let go.
+
+use std::io::Read as _;
+
+use anyhow::{Context as _, Result};
+use tokio_util::sync::CancellationToken;
+
+use super::current::Current;
+use crate::acker::Mark;
+use crate::checkpoint::FileId;
+use crate::route::{Position, Router};
+
+/// Read and route everything up to the current end of the file; true if
+/// there was anything. A partial last line stays in the framer until its
+/// newline arrives.
+pub(super) async fn read_available(
+    current: &mut Current,
+    router: &mut Router,
+    stop: &CancellationToken,
+) -> Result<bool> {
+    let mut grew = false;
+    loop {
+        // Regular-file reads come from the page cache; a blocking read here
+        // is cheaper than a thread hop per chunk.
+        let n = match current.file.read(current.framer.space()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("reading the followed file"),
+        };
+        if n == 0 {
+            return Ok(grew);
+        }
+        grew = true;
+        current.framer.filled(n);
+        current.refresh_head()?;
+        while let Some(frame) = current.framer.next_frame() {
+            let at = position(current.generation, &current.id, frame.end());
+            router.route(frame, Some(at)).await;
+        }
+        if stop.is_cancelled() {
+            return Ok(grew);
+        }
+    }
+}
+
+/// Ship the bytes after the last newline as a line (the file is let go,
+/// or `--partial-line-timeout` expired); the offset read up to.
+pub(super) async fn finish(current: &mut Current, router: &mut Router) -> u64 {
+    if let Some(frame) = current.framer.finish() {
+        let at = position(current.generation, &current.id, frame.end());
+        router.route(frame, Some(at)).await;
+    }
+    current.framer.offset()
+}
+
+/// The position of a line ending at `end` in the file `file`.
+fn position(generation: u32, file: &FileId, end: u64) -> Position<'_> {
+    Position {
+        mark: Mark {
+            generation,
+            offset: end,
+        },
+        file,
+    }
+}

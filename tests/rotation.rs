@@ -1,0 +1,181 @@
+//! Rotation styles the simple cases miss: a writer that keeps its
+//! descriptor across rename+create (logrotate `create` with a daemon that
+//! reopens late), and copytruncate whose copy is not `PATH.1` (dateext,
+//! numbered copies not shifted).
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::time::Duration;
+
+use common::{append, numbered, texts, Broker, Expected, Followed};
+
+/// `lines` through `file`, paced over about `over` (load shaping: the
+/// follower must see the file grow while it reads the new one).
+fn write_paced(file: &mut fs::File, lines: &str, over: Duration) {
+    let count = lines.lines().count().max(1) as u32;
+    for line in lines.lines() {
+        writeln!(file, "{line}").unwrap();
+        std::thread::sleep(over / count);
+    }
+}
+
+#[test]
+fn a_writer_holding_its_descriptor_across_rename_loses_nothing() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "held-fd");
+    let mut writer = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&f.path)
+        .unwrap();
+    let mut e = Expected::new(&broker, &f.topic);
+    let before = numbered("before", 0..200);
+    writer.write_all(before.as_bytes()).unwrap();
+    e.want.extend(before.lines().map(str::to_owned));
+    let mut run = f.start_with(&broker, &["--rotate-grace", "2"]);
+    e.check();
+
+    fs::rename(&f.path, f.sibling("Master.csv.1")).unwrap();
+    fs::File::create(&f.path).unwrap();
+    let late = numbered("late-old", 0..500);
+    write_paced(&mut writer, &late, Duration::from_secs(1));
+    // The daemon reopens (HUP, postrotate) and writes to the new file.
+    let mut writer = OpenOptions::new().append(true).open(&f.path).unwrap();
+    let after = numbered("new", 0..200);
+    writer.write_all(after.as_bytes()).unwrap();
+    e.want
+        .extend(late.lines().chain(after.lines()).map(str::to_owned));
+    e.check_per_file(&["before", "late-old", "new"]);
+    run.stop();
+    e.nothing_more();
+}
+
+#[test]
+fn a_sigkill_while_a_rotated_file_still_grows_resumes_it() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "held-fd-kill");
+    let mut writer = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&f.path)
+        .unwrap();
+    writer
+        .write_all(numbered("before", 0..100).as_bytes())
+        .unwrap();
+    let mut run = f.start_with(&broker, &["--rotate-grace", "30"]);
+    let reader = broker.reader(&f.topic);
+    let mut got = reader.read(100);
+
+    fs::rename(&f.path, f.sibling("Master.csv.1")).unwrap();
+    append(&f.path, &numbered("new", 0..50));
+    writer
+        .write_all(numbered("late-old", 0..100).as_bytes())
+        .unwrap();
+    reader.read_more(&mut got, 250);
+    run.signal("KILL");
+    run.wait();
+    // Still written after the crash, and read by the next run.
+    writer
+        .write_all(numbered("late-old", 100..150).as_bytes())
+        .unwrap();
+    let mut run = f.start_with(&broker, &["--rotate-grace", "30"]);
+    append(&f.path, &numbered("new", 50..60));
+    let want: Vec<String> = ["before", "late-old", "new"]
+        .iter()
+        .zip([0..100, 0..150, 0..60])
+        .flat_map(|(p, r)| {
+            numbered(p, r)
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    common::wait_until("every line", || {
+        reader.poll_all(&mut got);
+        let seen: std::collections::HashSet<_> = texts(&got).into_iter().collect();
+        want.iter().all(|w| seen.contains(w))
+    });
+    run.stop();
+    // A line sent twice is the same position (same id), never another one.
+    let mut ids: HashMap<String, String> = HashMap::new();
+    for m in &got {
+        let id = m.header("cdrship.id").unwrap();
+        let first = ids.entry(m.text()).or_insert_with(|| id.clone());
+        assert_eq!(*first, id, "{} re-sent under another id", m.text());
+    }
+}
+
+/// copytruncate while cdrship is paused (SIGSTOP): the lines it had not
+/// read yet are only in the copy, whatever logrotate named it.
+fn copytruncate_to(copy: &str, older: &[(&str, &str)]) {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "copytruncate-any-name");
+    for (name, content) in older {
+        fs::write(f.sibling(name), content).unwrap();
+    }
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("read", 0..20));
+    let mut run = f.start(&broker);
+    e.check();
+    run.signal("STOP");
+    e.add(&f.path, numbered("only-in-the-copy", 0..10));
+    fs::copy(&f.path, f.sibling(copy)).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&f.path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    e.add(&f.path, numbered("after-truncate", 0..5));
+    run.signal("CONT");
+    e.check();
+    assert!(
+        run.log()
+            .contains(&format!("from {}", f.sibling(copy).display())),
+        "{}",
+        run.log()
+    );
+    run.stop();
+    e.nothing_more();
+}
+
+#[test]
+fn copytruncate_with_dateext_reads_the_tail_from_the_copy() {
+    copytruncate_to(
+        "Master.csv-20261202",
+        &[("Master.csv-20261201", "older,1\n")],
+    );
+}
+
+#[test]
+fn copytruncate_with_numbered_copies_not_shifted_reads_the_tail_from_the_copy() {
+    let older = numbered("read", 0..20);
+    // An older copy with the same first lines, but not this content.
+    let not_it = format!("{}other\n", &older[..older.len() / 2]);
+    copytruncate_to(
+        "Master.csv.2",
+        &[("Master.csv.1", &not_it), ("Master.csv.1.gz", "gzip bytes")],
+    );
+}
+
+#[test]
+fn copytruncate_to_a_compressed_copy_says_it_cannot_be_read() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "copytruncate-gz");
+    append(&f.path, &numbered("read", 0..5));
+    let mut run = f.start(&broker);
+    broker.reader(&f.topic).read(5);
+    fs::write(f.sibling("Master.csv.1.gz"), b"\x1f\x8b").unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&f.path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&f.path, "after\n");
+    run.wait_for_log("compressed, which cannot be read: Master.csv.1.gz");
+    run.stop();
+}
