@@ -144,3 +144,27 @@ fn rotated_while_stopped_finds_the_saved_file_among_look_alikes() {
     run.stop();
     e.nothing_more();
 }
+
+/// Two rotations while stopped: the saved file is finished, then the one
+/// rotated in after it is read whole, then the current one.
+#[test]
+fn several_rotations_while_stopped_read_every_file_between() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "two-rotations");
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("first", 0..5));
+    let mut run = f.start(&broker);
+    e.check();
+    run.stop();
+
+    e.add(&f.path, numbered("first", 5..7));
+    fs::rename(&f.path, f.sibling("Master.csv.1")).unwrap();
+    e.add(&f.path, numbered("second", 0..4));
+    fs::rename(f.sibling("Master.csv.1"), f.sibling("Master.csv.2")).unwrap();
+    fs::rename(&f.path, f.sibling("Master.csv.1")).unwrap();
+    e.add(&f.path, numbered("third", 0..3));
+    let mut run = f.start(&broker);
+    e.check();
+    run.stop();
+    e.nothing_more();
+}

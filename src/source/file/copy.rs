@@ -18,6 +18,11 @@ use crate::checkpoint::FileId;
 /// Suffixes of compressed logs: their bytes are not the file's.
 const COMPRESSED: [&str; 5] = [".gz", ".xz", ".bz2", ".zst", ".lz4"];
 
+/// Whether a file name says it is compressed.
+pub(super) fn compressed(name: &str) -> bool {
+    COMPRESSED.iter().any(|z| name.ends_with(z))
+}
+
 /// The sibling of `path` that holds the bytes of the file `id` (whose
 /// first bytes are `head`) at least up to `needed`, newest first when
 /// several do; `None` after logging why when there is none.
@@ -31,7 +36,7 @@ pub(super) fn find(
         return Ok(None);
     };
     let mut best: Option<(SystemTime, PathBuf, File)> = None;
-    let mut compressed = Vec::new();
+    let mut packed = Vec::new();
     for entry in entries.flatten() {
         let candidate = entry.path();
         let Ok(meta) = entry.metadata() else { continue };
@@ -39,8 +44,8 @@ pub(super) fn find(
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        if COMPRESSED.iter().any(|z| name.ends_with(z)) {
-            compressed.push(name);
+        if compressed(&name) {
+            packed.push(name);
             continue;
         }
         if meta.len() < needed {
@@ -58,13 +63,13 @@ pub(super) fn find(
         }
     }
     if best.is_none() {
-        let also = if compressed.is_empty() {
+        let also = if packed.is_empty() {
             String::new()
         } else {
             format!(
                 " ({} compressed, which cannot be read: {})",
-                compressed.len(),
-                compressed.join(", ")
+                packed.len(),
+                packed.join(", ")
             )
         };
         warn!(

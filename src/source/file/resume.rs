@@ -45,6 +45,7 @@ pub(super) fn open(
         rotated: Vec::new(),
         current: None,
     };
+    let mut found = Vec::new();
     let entries = saved.map_or_else(Vec::new, |s| {
         let main = Resume {
             file: s.file,
@@ -78,6 +79,7 @@ pub(super) fn open(
                 );
                 current.seek(entry.offset)?;
                 resumed.rotated.push(current);
+                found.push(rotated);
             }
             None => warn!(
                 "{}: the saved file ({}, byte {}) is gone and no sibling holds its content (rotated away or truncated while stopped); its unsent lines cannot be read",
@@ -86,6 +88,15 @@ pub(super) fn open(
                 entry.offset
             ),
         }
+    }
+    for (between, current) in rotated_since(path, &found, *generation, max_line)? {
+        info!(
+            "{}: {} was rotated in after the saved file while cdrship was stopped; reading it whole",
+            path.display(),
+            between.display()
+        );
+        *generation += 1;
+        resumed.rotated.push(current);
     }
     if resumed.current.is_none() {
         if saved.is_some() {
@@ -129,4 +140,43 @@ fn find_rotated(
         copy = copy.or(Some((candidate, current)));
     }
     Ok(copy)
+}
+
+/// Several rotations while stopped: the files rotated in after the saved
+/// ones (`found`) and before the path's current file. They are the
+/// siblings named after the followed file, not compressed, last written
+/// after the saved files were; oldest first, each read whole.
+fn rotated_since(
+    path: &Path,
+    found: &[PathBuf],
+    generation: u32,
+    max_line: usize,
+) -> Result<Vec<(PathBuf, Current)>> {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(since) = found.iter().filter_map(|p| modified(p)).max() else {
+        return Ok(Vec::new());
+    };
+    let (Ok(dir), Some(base)) = (std::fs::read_dir(directory_of(path)), path.file_name()) else {
+        return Ok(Vec::new());
+    };
+    let base = base.to_string_lossy().into_owned();
+    let mut between: Vec<_> = dir
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p != path && !found.contains(p) && p.is_file())
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with(&base) && !super::copy::compressed(&name)
+        })
+        .filter_map(|p| Some((modified(&p).filter(|m| *m >= since)?, p)))
+        .collect();
+    between.sort();
+    let mut opened = Vec::new();
+    for (_, candidate) in between {
+        let number = generation + opened.len() as u32;
+        if let Some((current, _)) = Current::open(&candidate, number, max_line)? {
+            opened.push((candidate, current));
+        }
+    }
+    Ok(opened)
 }
