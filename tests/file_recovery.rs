@@ -128,8 +128,11 @@ fn rotated_while_stopped_finds_the_saved_file_among_look_alikes() {
     let broker = Broker::start();
     let f = Followed::new(&broker, 1, "look-alikes");
     let older = format!("header\n{}", numbered("older", 0..50));
-    fs::write(f.sibling("Master.csv.3"), &older).unwrap();
-    fs::write(f.sibling("Master.csv.2"), &older).unwrap();
+    // Many of them: whatever order the directory lists them in, the saved
+    // file is rarely first.
+    for n in 2..12 {
+        fs::write(f.sibling(&format!("Master.csv.{n}")), &older).unwrap();
+    }
     let mut e = Expected::new(&broker, &f.topic);
     e.add(&f.path, format!("header\n{}", numbered("saved", 0..5)));
     let mut run = f.start(&broker);

@@ -35,7 +35,7 @@ fn a_writer_holding_its_descriptor_across_rename_loses_nothing() {
     let before = numbered("before", 0..200);
     writer.write_all(before.as_bytes()).unwrap();
     e.want.extend(before.lines().map(str::to_owned));
-    let mut run = f.start_with(&broker, &["--rotate-grace", "2"]);
+    let mut run = f.start(&broker);
     e.check();
 
     fs::rename(&f.path, f.sibling("Master.csv.1")).unwrap();
@@ -65,7 +65,7 @@ fn a_sigkill_while_a_rotated_file_still_grows_resumes_it() {
     writer
         .write_all(numbered("before", 0..100).as_bytes())
         .unwrap();
-    let mut run = f.start_with(&broker, &["--rotate-grace", "30"]);
+    let mut run = f.start(&broker);
     let reader = broker.reader(&f.topic);
     let mut got = reader.read(100);
 
@@ -81,7 +81,7 @@ fn a_sigkill_while_a_rotated_file_still_grows_resumes_it() {
     writer
         .write_all(numbered("late-old", 100..150).as_bytes())
         .unwrap();
-    let mut run = f.start_with(&broker, &["--rotate-grace", "30"]);
+    let mut run = f.start(&broker);
     append(&f.path, &numbered("new", 50..60));
     let want: Vec<String> = ["before", "late-old", "new"]
         .iter()
