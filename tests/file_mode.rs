@@ -6,7 +6,7 @@ mod common;
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 
-use common::{append, cdrship, numbered, texts, wait_until, Broker, Expected, Followed};
+use common::{append, cdrship, numbered, texts, truncate, wait_until, Broker, Expected, Followed};
 
 #[test]
 fn rotated_while_stopped_finishes_the_old_file_first() {
@@ -81,12 +81,7 @@ fn copytruncate_reads_the_lines_that_only_the_copy_holds() {
     run.signal("STOP");
     e.add(&f.path, numbered("raced", 0..30));
     fs::copy(&f.path, f.sibling("Master.csv.1")).unwrap();
-    OpenOptions::new()
-        .write(true)
-        .open(&f.path)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&f.path);
     // The new content grows past the old position before cdrship looks.
     e.add(
         &f.path,
@@ -225,12 +220,7 @@ fn copytruncate_while_stopped_resumes_from_the_copy() {
 
     e.add(&f.path, numbered("while-stopped", 0..10));
     fs::copy(&f.path, f.sibling("Master.csv.1")).unwrap();
-    OpenOptions::new()
-        .write(true)
-        .open(&f.path)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&f.path);
     e.add(&f.path, numbered("after-truncate", 0..5));
     let mut run = f.start(&broker);
     e.check();

@@ -54,18 +54,9 @@ fn lines_given_up_at_the_shutdown_timeout_are_re_read_not_lost() {
     let state = f.dir.path().join("state");
     let (path, state) = (f.path.to_str().unwrap(), state.to_str().unwrap());
     append(&f.path, &numbered("cdr", 0..100));
-    let mut down = common::cdrship_without_broker(&[
-        "--file",
-        path,
-        "--state-dir",
-        state,
-        "-X",
-        "message.timeout.ms=0",
-        "--shutdown-timeout",
-        "1",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let file = ["--file", path, "--state-dir", state];
+    let mut down =
+        common::cdrship_without_broker(&[&file[..], &common::WAIT_THEN_STOP_AT_ONCE].concat());
     common::wait_until("the lines are read", || {
         down.metric("cdrship_lines_read_total{source=\"file\"}") == Some(100)
     });

@@ -130,14 +130,7 @@ fn unreachable_broker_means_nonzero_exit_with_the_count() {
 /// every line read.
 #[test]
 fn shutdown_timeout_ends_the_wait_on_a_full_queue_and_counts_every_line() {
-    let mut run = common::cdrship_without_broker(&[
-        "-X",
-        "message.timeout.ms=0",
-        "--shutdown-timeout",
-        "1",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let mut run = common::cdrship_without_broker(&common::WAIT_THEN_STOP_AT_ONCE);
     let mut stdin = run.child.stdin.take().expect("stdin piped");
     // More than the queue holds; the writer blocks once cdrship stops reading.
     let writer = std::thread::spawn(move || {

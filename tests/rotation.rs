@@ -10,7 +10,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::time::Duration;
 
-use common::{append, numbered, texts, Broker, Expected, Followed};
+use common::{append, held, numbered, texts, truncate, Broker, Expected, Followed};
 
 /// `lines` through `file`, paced over about `over` (load shaping: the
 /// follower must see the file grow while it reads the new one).
@@ -26,11 +26,7 @@ fn write_paced(file: &mut fs::File, lines: &str, over: Duration) {
 fn a_writer_holding_its_descriptor_across_rename_loses_nothing() {
     let broker = Broker::start();
     let f = Followed::new(&broker, 1, "held-fd");
-    let mut writer = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&f.path)
-        .unwrap();
+    let mut writer = held(&f.path);
     let mut e = Expected::new(&broker, &f.topic);
     let before = numbered("before", 0..200);
     writer.write_all(before.as_bytes()).unwrap();
@@ -57,11 +53,7 @@ fn a_writer_holding_its_descriptor_across_rename_loses_nothing() {
 fn a_sigkill_while_a_rotated_file_still_grows_resumes_it() {
     let broker = Broker::start();
     let f = Followed::new(&broker, 1, "held-fd-kill");
-    let mut writer = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&f.path)
-        .unwrap();
+    let mut writer = held(&f.path);
     writer
         .write_all(numbered("before", 0..100).as_bytes())
         .unwrap();
@@ -123,12 +115,7 @@ fn copytruncate_to(copy: &str, older: &[(&str, &str)]) {
     run.signal("STOP");
     e.add(&f.path, numbered("only-in-the-copy", 0..10));
     fs::copy(&f.path, f.sibling(copy)).unwrap();
-    OpenOptions::new()
-        .write(true)
-        .open(&f.path)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&f.path);
     e.add(&f.path, numbered("after-truncate", 0..5));
     run.signal("CONT");
     e.check();
@@ -169,12 +156,7 @@ fn copytruncate_to_a_compressed_copy_says_it_cannot_be_read() {
     let mut run = f.start(&broker);
     broker.reader(&f.topic).read(5);
     fs::write(f.sibling("Master.csv.1.gz"), b"\x1f\x8b").unwrap();
-    OpenOptions::new()
-        .write(true)
-        .open(&f.path)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&f.path);
     append(&f.path, "after\n");
     run.wait_for_log("compressed, which cannot be read: Master.csv.1.gz");
     run.stop();

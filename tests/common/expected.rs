@@ -6,6 +6,26 @@ use std::path::Path;
 
 use super::{texts, Broker, Msg, Reader};
 
+/// Truncate `path` in place (what copytruncate does after its copy).
+pub fn truncate(path: &Path) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+/// `path` opened for appending (created if missing), as a writer that
+/// holds its descriptor.
+pub fn held(path: &Path) -> std::fs::File {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+}
+
 /// Append `text` to `path` (created if missing), one open-append-close.
 pub fn append(path: &Path, text: &str) {
     let mut file = OpenOptions::new()

@@ -9,7 +9,7 @@
 mod expected;
 
 #[allow(unused_imports)] // not every test binary uses them
-pub use expected::{append, Expected};
+pub use expected::{append, held, truncate, Expected};
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -498,6 +498,17 @@ impl Drop for Cdrship {
         let _ = self.child.wait();
     }
 }
+
+/// With the broker down: no delivery timeout (lines wait in the queue),
+/// a 1 s shutdown timeout, and the metrics endpoint to watch progress.
+pub const WAIT_THEN_STOP_AT_ONCE: [&str; 6] = [
+    "-X",
+    "message.timeout.ms=0",
+    "--shutdown-timeout",
+    "1",
+    "--metrics",
+    "127.0.0.1:0",
+];
 
 /// A local address where nothing listens (a broker that is down, for
 /// mock and real brokers alike).
