@@ -21,6 +21,8 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
+pub mod collector;
+
 /// How long any single wait in a test may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -59,6 +61,12 @@ impl Broker {
         std::thread::sleep(outage);
         mock.broker_up(1).expect("broker_up");
         true
+    }
+
+    /// The mock cluster, for faults beyond [`outage`](Self::outage) (slow
+    /// round trips, request errors); `None` with a real broker.
+    pub fn mock(&self) -> Option<&MockCluster<'static, DefaultProducerContext>> {
+        self.mock.as_ref()
     }
 
     /// Bootstrap servers for clients.
