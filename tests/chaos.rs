@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::collector::Collector;
 use common::{Broker, Cdrship, Followed, Msg};
 
 /// Lines per writer batch (one open/append/close, like one cdr_csv call).
@@ -80,96 +81,12 @@ impl Writer {
     }
 }
 
-/// Collects every message of a topic in a background thread.
-struct Collector {
-    seen: Arc<Mutex<Vec<Msg>>>,
-    /// Every line number below this one has arrived.
-    complete: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Collector {
-    fn start(broker: &Broker, topic: &str) -> Collector {
-        let servers = broker.servers().to_owned();
-        let topic = topic.to_owned();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let complete = Arc::new(AtomicU64::new(0));
-        let (seen2, stop2, complete2) = (seen.clone(), stop.clone(), complete.clone());
-        let mut reader = broker.reader(&topic);
-        std::thread::spawn(move || {
-            // A consumer that re-reads after an outage is not a duplicate
-            // produced by cdrship: keep each (partition, offset) once.
-            let mut stored = HashSet::new();
-            let mut arrived: Vec<bool> = Vec::new();
-            let mut batch = Vec::new();
-            let mut idle = std::time::Instant::now();
-            while !stop2.load(Ordering::Relaxed) {
-                reader.poll_into(&mut batch);
-                if batch.is_empty() {
-                    // The mock cluster's consumer can stall for good after
-                    // broker_down/up (cdrship's data is all there); a fresh
-                    // consumer from the beginning reads on.
-                    if idle.elapsed() > Duration::from_secs(3) {
-                        if let Some(fresh) = common::Reader::try_new(&servers, &topic) {
-                            reader = fresh;
-                        }
-                        idle = std::time::Instant::now();
-                    }
-                    continue;
-                }
-                idle = std::time::Instant::now();
-                batch.retain(|m| stored.insert((m.partition, m.offset)));
-                for n in batch.iter().map(number) {
-                    let n = n as usize;
-                    if arrived.len() <= n {
-                        arrived.resize(n + 1, false);
-                    }
-                    arrived[n] = true;
-                }
-                let mut prefix = complete2.load(Ordering::Relaxed) as usize;
-                while arrived.get(prefix) == Some(&true) {
-                    prefix += 1;
-                }
-                complete2.store(prefix as u64, Ordering::Relaxed);
-                seen2.lock().unwrap().append(&mut batch);
-            }
-        });
-        Collector {
-            seen,
-            complete,
-            stop,
-        }
-    }
-
-    /// Wait until every line below `n` has arrived; name the missing ones
-    /// if they never do.
-    fn caught_up(&self, n: u64) {
-        let deadline = std::time::Instant::now() + common::DEADLINE;
-        while self.complete.load(Ordering::Relaxed) < n {
-            if std::time::Instant::now() > deadline {
-                let seen = self.seen.lock().unwrap();
-                let have: HashSet<u64> = seen.iter().map(number).collect();
-                let missing: Vec<u64> = (0..n).filter(|x| !have.contains(x)).collect();
-                let shown = &missing[..missing.len().min(20)];
-                panic!(
-                    "{} of the first {n} lines missing: {shown:?}",
-                    missing.len()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
 fn number(msg: &Msg) -> u64 {
-    msg.text().split(',').nth(4).unwrap().parse().unwrap()
+    line_number(msg).expect("a numbered line")
+}
+
+fn line_number(msg: &Msg) -> Option<u64> {
+    msg.text().split(',').nth(4)?.parse().ok()
 }
 
 /// Rename `path` away; false if there was nothing to rename (right after
@@ -198,7 +115,7 @@ fn file_mode_survives_rotations_kills_and_outages_without_loss() {
     let broker = Broker::start();
     let followed = Followed::new(&broker, 4, "chaos");
     let path = followed.path.clone();
-    let collector = Collector::start(&broker, &followed.topic);
+    let collector = Collector::start(&broker, &followed.topic, line_number);
     let mut writer = Writer::start(path.clone());
     let mut run: Cdrship = followed.start(&broker);
     let (mut kills, mut rotations, mut outages) = (0, 0, 0);
@@ -286,7 +203,7 @@ fn file_mode_survives_rotations_kills_and_outages_without_loss() {
     collector.caught_up(total);
     run.stop();
 
-    let seen = collector.seen.lock().unwrap();
+    let seen = collector.messages();
     let mut first: HashMap<u64, String> = HashMap::new();
     let mut duplicates = 0;
     for msg in seen.iter() {

@@ -26,6 +26,8 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
+pub mod collector;
+
 /// How long any single wait in a test may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -85,6 +87,12 @@ impl Broker {
         let unknown = rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
         mock.topic_error(topic, unknown).expect("topic error set");
         true
+    }
+
+    /// The mock cluster, for faults beyond [`outage`](Self::outage) (slow
+    /// round trips, request errors); `None` with a real broker.
+    pub fn mock(&self) -> Option<&MockCluster<'static, DefaultProducerContext>> {
+        self.mock.as_ref()
     }
 
     /// Bootstrap servers for clients.

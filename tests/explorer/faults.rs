@@ -1,0 +1,175 @@
+//! The table of fault kinds: every kind the explorer can inject, and which
+//! of them the CI seed set enables. A kind that finds a known product
+//! defect stays out of [`CI`] until the fix lands; turn it on for a run
+//! with `CDRSHIP_EXPLORE_FAULTS=all` or a comma-separated list of names.
+
+/// One kind of fault (or of load) a schedule may contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    // Rotations while cdrship runs.
+    /// `mv Master.csv <name>; touch Master.csv` (logrotate `create`).
+    RenameCreate,
+    /// `mv Master.csv <name>`; the writer recreates it on its next line.
+    RenameLazy,
+    /// logrotate `copytruncate`, the copy named `Master.csv.1`.
+    CopyTruncate,
+    /// `copytruncate` with `dateext` or numbered copies not shifted
+    /// (known defect 4: the tail only the copy holds is lost).
+    CopyTruncateOtherName,
+    /// `: > Master.csv`, sometimes after cdrship caught up.
+    TruncateInPlace,
+    /// `rm Master.csv`, then recreated at once or by the writer.
+    DeleteRecreate,
+    // Writers.
+    /// A writer that holds its descriptor across a rotation and reopens
+    /// the path late, as a daemon does on SIGHUP (known defect 3).
+    HeldWriter,
+    /// Bursts of hundreds of lines without pacing.
+    Bursts,
+    /// A last line written in two parts, completed later.
+    PartialLine,
+    /// Every file starts with the same header line, so first-line
+    /// fingerprints are equal (known defect 5).
+    SameFirstLine,
+    // Process faults (file mode).
+    /// SIGKILL at any point (also right after a rotation), restart.
+    Kill,
+    /// SIGTERM, clean exit, restart.
+    Term,
+    /// The state file overwritten with garbage while stopped.
+    CorruptState,
+    /// The state file deleted while stopped (`--from beginning` only).
+    MissingState,
+    /// One rotation while cdrship is stopped.
+    RotateWhileStopped,
+    /// Two or three rotations while stopped (the files between the saved
+    /// one and the current one are exempt: documented).
+    RotationsWhileStopped,
+    /// Delete+recreate or truncate+rewrite while stopped: the same inode
+    /// with new content (with [`Fault::SameFirstLine`], known defect 5).
+    InodeReuseWhileStopped,
+    /// SIGKILL before cdrship's progress covered a file that copytruncate
+    /// then copied (found here: the replay from the copy carries the
+    /// copy's inode in `cdrship.id`, so it is not the same id).
+    ReplayFromCopy,
+    /// `--from end` runs (saved progress must win).
+    FromEnd,
+    /// `--from end` with a corrupt state file (known defect 2).
+    FromEndCorruptState,
+    // Broker faults.
+    /// broker_down, an outage of a few hundred ms to 2 s, broker_up.
+    BrokerDown,
+    /// A round-trip time of 50-500 ms for a while.
+    BrokerSlow,
+    /// Retriable errors pushed onto Produce requests.
+    RequestErrors,
+    // stdin / TCP with --spool-dir.
+    /// SIGKILL of a spooling stdin/TCP run.
+    SpoolKill,
+    /// SIGTERM of a spooling run (exit 75 with lines on disk).
+    SpoolTerm,
+    /// `--spool-max-bytes 256K` with an outage long enough to fill it.
+    SpoolFull,
+    /// `-f json --header` with a spool (known defect 1).
+    SpoolHeader,
+}
+
+use Fault::*;
+
+/// Every kind, in table order.
+pub const ALL: &[Fault] = &[
+    RenameCreate,
+    RenameLazy,
+    CopyTruncate,
+    CopyTruncateOtherName,
+    TruncateInPlace,
+    DeleteRecreate,
+    HeldWriter,
+    Bursts,
+    PartialLine,
+    SameFirstLine,
+    Kill,
+    Term,
+    CorruptState,
+    MissingState,
+    RotateWhileStopped,
+    RotationsWhileStopped,
+    InodeReuseWhileStopped,
+    ReplayFromCopy,
+    FromEnd,
+    FromEndCorruptState,
+    BrokerDown,
+    BrokerSlow,
+    RequestErrors,
+    SpoolKill,
+    SpoolTerm,
+    SpoolFull,
+    SpoolHeader,
+];
+
+/// The kinds the CI seed set enables: all but those with a known defect
+/// (3 HeldWriter, 4 CopyTruncateOtherName, 5 SameFirstLine and
+/// InodeReuseWhileStopped, 2 FromEndCorruptState, 1 SpoolHeader) and the
+/// one the explorer found (ReplayFromCopy).
+pub const CI: &[Fault] = &[
+    RenameCreate,
+    RenameLazy,
+    CopyTruncate,
+    TruncateInPlace,
+    DeleteRecreate,
+    Bursts,
+    PartialLine,
+    Kill,
+    Term,
+    CorruptState,
+    MissingState,
+    RotateWhileStopped,
+    RotationsWhileStopped,
+    FromEnd,
+    BrokerDown,
+    BrokerSlow,
+    RequestErrors,
+    SpoolKill,
+    SpoolTerm,
+    SpoolFull,
+];
+
+/// The set of enabled kinds.
+#[derive(Debug, Clone)]
+pub struct Enabled(Vec<Fault>);
+
+impl Enabled {
+    /// `CDRSHIP_EXPLORE_FAULTS` (`all`, or names such as
+    /// `HeldWriter,Kill`), else the CI set.
+    pub fn from_env() -> Enabled {
+        let Ok(list) = std::env::var("CDRSHIP_EXPLORE_FAULTS") else {
+            return Enabled(CI.to_vec());
+        };
+        if list.trim() == "all" {
+            return Enabled(ALL.to_vec());
+        }
+        let names: Vec<&str> = list.split(',').map(str::trim).collect();
+        for name in &names {
+            assert!(
+                ALL.iter().any(|f| format!("{f:?}") == *name),
+                "CDRSHIP_EXPLORE_FAULTS: unknown fault kind {name}; one of {ALL:?}"
+            );
+        }
+        Enabled(
+            ALL.iter()
+                .copied()
+                .filter(|f| names.contains(&format!("{f:?}").as_str()))
+                .collect(),
+        )
+    }
+
+    /// Whether `fault` is on.
+    pub fn has(&self, fault: Fault) -> bool {
+        self.0.contains(&fault)
+    }
+
+    /// The enabled kinds among `kinds`.
+    pub fn among(&self, kinds: &[Fault]) -> Vec<Fault> {
+        kinds.iter().copied().filter(|k| self.has(*k)).collect()
+    }
+}

@@ -1,0 +1,184 @@
+//! What must arrive. Every line carries a unique number; the oracle knows
+//! which file (inode) each number went to and which numbers are exempt,
+//! and why. Exemptions are exact and narrow:
+//!
+//! - `Destroyed`: a truncate in place (or a delete while cdrship was
+//!   stopped) destroyed lines cdrship could not have read: those after the
+//!   file's last line seen arrived at that moment. cdrship reads a file in
+//!   order, so an arrived line proves every line before it was read, and
+//!   those must arrive.
+//! - `CopyWindow`: written between logrotate's copy and its truncate; in
+//!   neither file, for any reader.
+//! - `BetweenRotations`: in a file rotated away between two rotations
+//!   while cdrship was stopped; only the saved file and the current one
+//!   are read (documented).
+//! - `Unread`: sent on stdin/TCP, but neither arrived nor in the spool when
+//!   cdrship died, and after the last line that was (see `stream.rs`).
+//!
+//! An exempt line that arrives anyway counts as arrived.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::common::Msg;
+
+/// Why a line may be missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    Destroyed,
+    CopyWindow,
+    BetweenRotations,
+    Unread,
+}
+
+/// Numbers handed out, where they went, and the exemptions.
+#[derive(Debug, Default)]
+pub struct Oracle {
+    next: u64,
+    /// Lines of each live file, by inode.
+    files: HashMap<u64, Vec<u64>>,
+    exempt: BTreeMap<u64, Reason>,
+}
+
+impl Oracle {
+    /// The next line number.
+    pub fn allocate(&mut self) -> u64 {
+        self.next += 1;
+        self.next - 1
+    }
+
+    /// Lines handed out so far (`0..written`).
+    pub fn written(&self) -> u64 {
+        self.next
+    }
+
+    /// Line `n` was written to the file with inode `ino`.
+    pub fn record(&mut self, ino: u64, n: u64) {
+        self.files.entry(ino).or_default().push(n);
+    }
+
+    /// The lines in the file with inode `ino`.
+    pub fn lines_in(&self, ino: u64) -> &[u64] {
+        self.files.get(&ino).map_or(&[], Vec::as_slice)
+    }
+
+    /// The file `ino` lost its last name (its inode may be reused); its
+    /// lines, which cdrship may still read through an open descriptor.
+    pub fn unlinked(&mut self, ino: u64) -> Vec<u64> {
+        self.files.remove(&ino).unwrap_or_default()
+    }
+
+    /// The file `ino` was emptied in place; its former lines.
+    pub fn emptied(&mut self, ino: u64) -> Vec<u64> {
+        self.files.insert(ino, Vec::new()).unwrap_or_default()
+    }
+
+    /// A copy `copy` of the file `ino` was made.
+    pub fn copied(&mut self, ino: u64, copy: u64) {
+        let lines = self.lines_in(ino).to_vec();
+        self.files.insert(copy, lines);
+    }
+
+    /// `lines` (one file's, in order) were destroyed: exempt those after
+    /// the last one that `arrived`; returns how many.
+    pub fn destroyed(&mut self, lines: &[u64], arrived: impl Fn(u64) -> bool) -> usize {
+        let read = lines.iter().rposition(|&n| arrived(n)).map_or(0, |i| i + 1);
+        self.exempt_all(&lines[read..], Reason::Destroyed)
+    }
+
+    /// Exempt `lines` for `reason` (a line exempt already keeps its first
+    /// reason); returns how many.
+    pub fn exempt_all(&mut self, lines: &[u64], reason: Reason) -> usize {
+        for &n in lines {
+            self.exempt.entry(n).or_insert(reason);
+        }
+        lines.len()
+    }
+
+    /// Whether line `n` must arrive.
+    pub fn expected(&self, n: u64) -> bool {
+        !self.exempt.contains_key(&n)
+    }
+
+    /// Every line that must arrive.
+    pub fn must_arrive(&self) -> Vec<u64> {
+        (0..self.next).filter(|&n| self.expected(n)).collect()
+    }
+}
+
+/// The outcome of one schedule.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub written: u64,
+    pub arrived: u64,
+    pub lost: Vec<u64>,
+    /// Exempt lines that did not arrive, by reason.
+    pub exempt: BTreeMap<Reason, usize>,
+    pub duplicates: usize,
+    /// Duplicates whose `cdrship.id` differs from the original's.
+    pub id_mismatches: Vec<String>,
+}
+
+/// Compare what arrived with what the oracle expects.
+pub fn judge(oracle: &Oracle, msgs: &[Msg], number: fn(&Msg) -> Option<u64>) -> Verdict {
+    let mut first: HashMap<u64, Option<String>> = HashMap::new();
+    let mut verdict = Verdict {
+        written: oracle.written(),
+        ..Verdict::default()
+    };
+    for msg in msgs {
+        let Some(n) = number(msg) else { continue };
+        let id = msg.header("cdrship.id");
+        match first.get(&n) {
+            None => {
+                first.insert(n, id);
+            }
+            Some(original) => {
+                verdict.duplicates += 1;
+                if *original != id {
+                    verdict
+                        .id_mismatches
+                        .push(format!("line {n}: {original:?} then {id:?}"));
+                }
+            }
+        }
+    }
+    for n in 0..oracle.written() {
+        match (first.contains_key(&n), oracle.exempt.get(&n)) {
+            (true, _) => verdict.arrived += 1,
+            (false, Some(reason)) => *verdict.exempt.entry(*reason).or_default() += 1,
+            (false, None) => verdict.lost.push(n),
+        }
+    }
+    verdict
+}
+
+impl Verdict {
+    /// Lost lines or ids that differ.
+    pub fn failed(&self) -> bool {
+        !self.lost.is_empty() || !self.id_mismatches.is_empty()
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let exempt: usize = self.exempt.values().sum();
+        write!(
+            f,
+            "written {}, arrived {}, lost {}, exempt {exempt} {:?}, duplicates {}",
+            self.written,
+            self.arrived,
+            self.lost.len(),
+            self.exempt,
+            self.duplicates
+        )?;
+        if !self.lost.is_empty() {
+            let shown = &self.lost[..self.lost.len().min(20)];
+            write!(f, "; missing {shown:?}")?;
+        }
+        if !self.id_mismatches.is_empty() {
+            let shown = &self.id_mismatches[..self.id_mismatches.len().min(5)];
+            write!(f, "; ids differ: {shown:?}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,273 @@
+//! Runs a file-mode schedule: the real binary follows `Master.csv` while
+//! the writer appends and the driver applies each step. Between steps the
+//! driver waits (polling, with a deadline) until cdrship has reached the
+//! file now at the path and saved progress naming it, as it would between
+//! two real rotations; two renames before any reader looked would hide a
+//! file from every reader.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+use crate::common::collector::Collector;
+use crate::common::{Broker, Cdrship, Followed};
+use crate::oracle::{judge, Reason};
+use crate::rng::Rng;
+use crate::rotations::{inode, Rotator};
+use crate::schedule::{After, Damage, Schedule, Step, Stop};
+use crate::writer::{Desk, Writer};
+use crate::{number, settle, Outcome};
+
+/// How long the driver waits for cdrship between steps.
+const STEP_DEADLINE: Duration = Duration::from_secs(20);
+
+struct Run<'a> {
+    broker: &'a Broker,
+    followed: &'a Followed,
+    args: Vec<String>,
+    process: Option<Cdrship>,
+    problems: Vec<String>,
+}
+
+impl Run<'_> {
+    fn start(&mut self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.process = Some(self.followed.start_with(self.broker, &args));
+    }
+
+    fn stop(&mut self, how: Stop) {
+        let mut process = self.process.take().expect("cdrship runs");
+        match how {
+            Stop::Kill => process.signal("KILL"),
+            Stop::Term => process.terminate(),
+        }
+        let status = process.wait();
+        if how == Stop::Term && !status.success() {
+            self.problems.push(format!("exit {status} after SIGTERM"));
+        }
+    }
+
+    fn state_file(&self) -> Option<std::path::PathBuf> {
+        let dir = self.followed.dir.path().join("state");
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(".state.json"))
+    }
+
+    /// Whether the saved progress names the file with inode `ino`.
+    fn saved_names(&self, ino: u64) -> bool {
+        self.state_file()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .is_some_and(|s| s.contains(&format!("\"ino\":{ino},")))
+    }
+}
+
+/// Run one file-mode schedule.
+pub fn run(schedule: &Schedule) -> Outcome {
+    let broker = Broker::start();
+    let followed = Followed::new(&broker, schedule.partitions, "explore");
+    let collector = Collector::start(&broker, &followed.topic, number);
+    // Created empty first: `--from end` has nothing to skip.
+    std::fs::File::create(&followed.path).unwrap();
+    let mut args = vec![
+        "--poll-interval".into(),
+        format!("{}", schedule.poll_ms as f64 / 1000.0),
+    ];
+    if schedule.from_end {
+        args.extend(["--from".into(), "end".into()]);
+    }
+    let mut run = Run {
+        broker: &broker,
+        followed: &followed,
+        args,
+        process: None,
+        problems: Vec::new(),
+    };
+    run.start();
+    if schedule.from_end {
+        run.process.as_ref().unwrap().wait_for_log("--from end");
+    }
+    let mut rng = Rng::new(schedule.seed);
+    let mut writer = Writer::start(
+        Desk::new(followed.path.clone(), schedule.writer),
+        rng.fork(1),
+    );
+    let mut rotator = Rotator::new();
+    let path = followed.path.clone();
+    let arrived_all = |lines: &[u64]| {
+        settle(STEP_DEADLINE, || {
+            collector.missing(lines.iter().copied()).is_empty()
+        })
+    };
+    let mut log = Vec::new();
+    for (i, (pause, step)) in schedule.steps.iter().enumerate() {
+        if !settled(&run, &writer, &collector, &path) {
+            run.problems.push(format!(
+                "before step {i}: cdrship never reached the file at the path"
+            ));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(*pause));
+        let note = match step {
+            Step::Rotate {
+                rotation,
+                reopen_after,
+                kill_after,
+            } => {
+                let mut desk = writer.pause();
+                let note = rotator.rotate(&mut desk, *rotation, true, &collector, &arrived_all);
+                desk.reopen_after(*reopen_after);
+                drop(desk);
+                if *kill_after {
+                    run.stop(Stop::Kill);
+                    run.start();
+                }
+                note
+            }
+            Step::Restart { stop, damage } => {
+                let mut desk = writer.pause();
+                if damage.is_some() {
+                    // Without progress cdrship reads only the current file:
+                    // every other file must be delivered first.
+                    desk.reopen_now();
+                    let current = inode(&path)
+                        .map(|ino| desk.oracle.lines_in(ino).to_vec())
+                        .unwrap_or_default();
+                    let others: Vec<u64> = desk
+                        .oracle
+                        .must_arrive()
+                        .into_iter()
+                        .filter(|n| !current.contains(n))
+                        .collect();
+                    if !arrived_all(&others) {
+                        run.problems
+                            .push(format!("step {i}: older files never delivered"));
+                    }
+                }
+                drop(desk);
+                run.stop(*stop);
+                match (damage, run.state_file()) {
+                    (Some(Damage::Corrupt), Some(state)) => {
+                        std::fs::write(state, "{\"version\":1,\"pa\u{0}garbage").unwrap()
+                    }
+                    (Some(Damage::Missing), Some(state)) => std::fs::remove_file(state).unwrap(),
+                    _ => {}
+                }
+                run.start();
+                String::new()
+            }
+            Step::Stopped {
+                stop,
+                rotations,
+                after,
+            } => {
+                let mut desk = writer.pause();
+                desk.reopen_now();
+                let all = desk.oracle.must_arrive();
+                if !arrived_all(&all) {
+                    run.problems
+                        .push(format!("step {i}: no catch-up before stopping"));
+                }
+                run.stop(*stop);
+                let old_len = std::fs::metadata(&path).map_or(0, |m| m.len());
+                let mut notes = Vec::new();
+                for (k, (lines, rotation)) in rotations.iter().enumerate() {
+                    desk.write_lines(u64::from(*lines));
+                    if k > 0 {
+                        if let Some(ino) = inode(&path) {
+                            let lines = desk.oracle.lines_in(ino).to_vec();
+                            desk.oracle.exempt_all(&lines, Reason::BetweenRotations);
+                        }
+                    }
+                    notes.push(rotator.rotate(
+                        &mut desk,
+                        *rotation,
+                        false,
+                        &collector,
+                        &arrived_all,
+                    ));
+                    desk.reopen_now();
+                }
+                match after {
+                    After::Lines(n) => drop(desk.write_lines(u64::from(*n))),
+                    After::Outgrow => {
+                        while std::fs::metadata(&path).map_or(0, |m| m.len()) <= old_len {
+                            desk.write_lines(50);
+                        }
+                    }
+                }
+                run.start();
+                notes.join("; ")
+            }
+            Step::BrokerDown { ms } => {
+                broker.outage(Duration::from_millis(*ms));
+                String::new()
+            }
+            Step::BrokerSlow { rtt_ms, ms } => {
+                if let Some(mock) = broker.mock() {
+                    mock.broker_round_trip_time(1, Duration::from_millis(*rtt_ms))
+                        .unwrap();
+                    std::thread::sleep(Duration::from_millis(*ms));
+                    mock.broker_round_trip_time(1, Duration::ZERO).unwrap();
+                }
+                String::new()
+            }
+            Step::RequestErrors { count, ms } => {
+                request_errors(&broker, *count, Duration::from_millis(*ms));
+                String::new()
+            }
+        };
+        let written = writer.pause().oracle.written();
+        log.push(format!("step {i} done at line {written}: {note}"));
+    }
+    writer.finish();
+    let oracle = std::mem::take(&mut writer.pause().oracle);
+    let wanted = oracle.must_arrive();
+    let start = Instant::now();
+    while !collector.missing(wanted.iter().copied()).is_empty()
+        && collector.quiet_for() < Duration::from_secs(10)
+        && start.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.stop(Stop::Term);
+    let verdict = judge(&oracle, &collector.messages(), number);
+    Outcome {
+        verdict,
+        problems: run.problems,
+        log,
+    }
+}
+
+/// cdrship has read from the file now at the path and saved progress
+/// naming it (a line of that file arrived, the writer still writing).
+fn settled(run: &Run<'_>, writer: &Writer, collector: &Collector, path: &Path) -> bool {
+    settle(STEP_DEADLINE, || {
+        let Some(ino) = inode(path) else { return false };
+        let arrived = writer
+            .pause()
+            .oracle
+            .lines_in(ino)
+            .iter()
+            .any(|&n| collector.has(n));
+        arrived && run.saved_names(ino)
+    })
+}
+
+/// Push `count` retriable errors onto Produce requests for `lasting`,
+/// then clear what is left (mock only).
+pub fn request_errors(broker: &Broker, count: usize, lasting: Duration) {
+    let Some(mock) = broker.mock() else { return };
+    let kinds = [
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+    ];
+    let errors: Vec<RDKafkaRespErr> = (0..count).map(|i| kinds[i % kinds.len()]).collect();
+    mock.request_errors(RDKafkaApiKey::Produce, &errors);
+    std::thread::sleep(lasting);
+    mock.clear_request_errors(RDKafkaApiKey::Produce);
+}
