@@ -33,7 +33,13 @@ for path in \
 done
 dpkg-deb --info "$deb" conffiles | grep -qx /etc/default/cdrship ||
     fail "/etc/default/cdrship is not a conffile"
-echo "Depends: $(dpkg-deb --field "$deb" Depends)"
+depends=$(dpkg-deb --field "$deb" Depends)
+echo "Depends: $depends"
+# Debian's TLS, SASL, zstd and curl libraries, so their security updates
+# reach cdrship (computed by dpkg-shlibdeps from what the binary links).
+for lib in libssl3 libsasl2-2 libzstd1 libcurl4; do
+    grep -q "$lib" <<<"$depends" || fail "Depends lacks $lib: $depends"
+done
 echo "size: $(du -k "$deb" | cut -f1) KiB ($deb)"
 
 echo "== lintian"
@@ -49,6 +55,9 @@ version=$(/usr/bin/cdrship --version)
 echo "$version"
 [[ "$version" == "cdrship $(dpkg-deb --field "$deb" Version) (librdkafka "* ]] ||
     fail "--version does not match the package"
+for feature in ssl sasl_gssapi sasl_scram sasl_oauthbearer zstd lz4 snappy gzip; do
+    [[ "$version" == *"$feature"* ]] || fail "the installed binary lacks $feature: $version"
+done
 man -l /usr/share/man/man1/cdrship.1.gz | grep -q -- '--spool-dir' ||
     fail "the installed man page does not render"
 bash -c 'source /usr/share/bash-completion/completions/cdrship && complete -p cdrship' ||

@@ -44,6 +44,18 @@ pub struct Cli {
     )]
     pub property: Vec<String>,
 
+    /// Read librdkafka properties from FILE (one key=value per line, `#`
+    /// comments), before any -X: the place for passwords and keys, which
+    /// on the command line show in `ps` and shell history. Keep it
+    /// readable by its owner only.
+    #[arg(
+        short = 'F',
+        long = "properties-file",
+        value_name = "FILE",
+        env = "CDRSHIP_PROPERTIES_FILE"
+    )]
+    pub properties_file: Option<PathBuf>,
+
     /// Follow this file (across rename+create rotation) instead of stdin.
     #[arg(long, env = "CDRSHIP_FILE", conflicts_with = "listen")]
     pub file: Option<PathBuf>,

@@ -147,6 +147,9 @@ impl Cli {
             // Broker state, round-trip times and errors for the endpoint.
             kafka.push(("statistics.interval.ms".into(), "5000".into()));
         }
+        if let Some(file) = &self.properties_file {
+            kafka.extend(crate::properties::read(file)?);
+        }
         for prop in &self.property {
             let (key, value) = prop
                 .split_once('=')
@@ -214,11 +217,17 @@ impl Cli {
 }
 
 /// Parse the process's arguments (exits on `--help`, `--version` or a
-/// usage error). `--version` names the librdkafka cdrship runs on, since
-/// that decides the Kafka features and fixes at hand.
+/// usage error). `--version` names the librdkafka cdrship runs on and
+/// what it was built with, since that decides the Kafka features (TLS,
+/// SASL, codecs) and fixes at hand.
 pub fn parse() -> Cli {
+    // What the linked librdkafka can do (TLS, SASL mechanisms, codecs).
+    let features = rdkafka::ClientConfig::new()
+        .create_native_config()
+        .and_then(|c| c.get("builtin.features"))
+        .unwrap_or_else(|_| "unknown".into());
     let version = format!(
-        "{} (librdkafka {})",
+        "{} (librdkafka {}; features: {features})",
         env!("CARGO_PKG_VERSION"),
         rdkafka::util::get_rdkafka_version().1
     );

@@ -17,6 +17,7 @@ mod metrics;
 mod outcome;
 mod pipeline;
 mod progress_bar;
+mod properties;
 mod record;
 mod route;
 mod sink;
