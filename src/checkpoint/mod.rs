@@ -91,6 +91,12 @@ impl Store {
         Ok(Some(state))
     }
 
+    /// When the state was last saved (about when the run that saved it
+    /// stopped), if there is one.
+    pub fn saved_at(&self) -> Option<std::time::SystemTime> {
+        fs::metadata(&self.file).and_then(|m| m.modified()).ok()
+    }
+
     /// Atomically replace the saved state.
     pub fn save(&self, state: &State) -> Result<()> {
         let tmp = self.file.with_extension("json.tmp");

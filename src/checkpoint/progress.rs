@@ -50,6 +50,11 @@ impl Progress {
         self.store.load()
     }
 
+    /// When the state was last saved, if there is one.
+    pub fn saved_at(&self) -> Option<std::time::SystemTime> {
+        self.store.saved_at()
+    }
+
     /// Reading `id` started at `start` as `generation` (again when its
     /// identity grew: the head is read as the file fills).
     pub fn opened(&mut self, generation: u32, id: FileId, start: u64) {

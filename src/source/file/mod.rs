@@ -79,7 +79,9 @@ pub async fn run(
         None => (None, false),
     };
     let mut generation = 0;
-    let resumed = resume::open(cfg.path, saved.as_ref(), &mut generation, cfg.max_line)?;
+    let saved_at = progress.as_deref().and_then(Progress::saved_at);
+    let saved = saved.as_ref().map(|state| (state, saved_at));
+    let resumed = resume::open(cfg.path, saved, &mut generation, cfg.max_line)?;
     let mut rotated = Vec::new();
     for mut file in resumed.rotated {
         let mut own = router.for_source(router.label().to_owned());

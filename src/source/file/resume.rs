@@ -8,6 +8,7 @@
 //! cannot be proven to be the saved one is never sought into.
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::Result;
 
@@ -23,14 +24,16 @@ pub(super) struct Resumed {
     pub(super) current: Option<Current>,
 }
 
-/// Open what `saved` names, numbering files from `generation` on.
+/// Open what `saved` names (with when it was saved), numbering files from
+/// `generation` on.
 pub(super) fn open(
     path: &Path,
-    saved: Option<&State>,
+    saved: Option<(&State, Option<SystemTime>)>,
     generation: &mut u32,
     max_line: usize,
 ) -> Result<Resumed> {
-    let saved = match saved {
+    let saved_at = saved.and_then(|(_, at)| at);
+    let saved = match saved.map(|(state, _)| state) {
         Some(state) if state.path != path => {
             warn!(
                 "saved progress is for {}, not {}; ignoring it",
@@ -89,7 +92,7 @@ pub(super) fn open(
             ),
         }
     }
-    for (between, current) in rotated_since(path, &found, *generation, max_line)? {
+    for (between, current) in rotated_since(path, &found, saved_at, *generation, max_line)? {
         info!(
             "{}: {} was rotated in after the saved file while cdrship was stopped; reading it whole",
             path.display(),
@@ -144,17 +147,27 @@ fn find_rotated(
 
 /// Several rotations while stopped: the files rotated in after the saved
 /// ones (`found`) and before the path's current file. They are the
-/// siblings named after the followed file, not compressed, last written
-/// after the saved files were; oldest first, each read whole.
+/// siblings named after the followed file, not compressed, created after
+/// the state was saved (`saved_at`: a copytruncate copy made while
+/// cdrship ran holds lines already read); oldest first, each read whole.
+/// Without birth times, those last written after the saved files were.
 fn rotated_since(
     path: &Path,
     found: &[PathBuf],
+    saved_at: Option<SystemTime>,
     generation: u32,
     max_line: usize,
 ) -> Result<Vec<(PathBuf, Current)>> {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let Some(since) = found.iter().filter_map(|p| modified(p)).max() else {
         return Ok(Vec::new());
+    };
+    let new_since_stop = |p: &Path| {
+        let born = std::fs::metadata(p).and_then(|m| m.created()).ok();
+        match (born, saved_at) {
+            (Some(born), Some(saved_at)) => born >= saved_at,
+            _ => modified(p).is_some_and(|m| m >= since),
+        }
     };
     let (Ok(dir), Some(base)) = (std::fs::read_dir(directory_of(path)), path.file_name()) else {
         return Ok(Vec::new());
@@ -168,7 +181,8 @@ fn rotated_since(
             let name = p.file_name().unwrap_or_default().to_string_lossy();
             name.starts_with(&base) && !super::copy::compressed(&name)
         })
-        .filter_map(|p| Some((modified(&p).filter(|m| *m >= since)?, p)))
+        .filter(|p| new_since_stop(p))
+        .filter_map(|p| Some((modified(&p)?, p)))
         .collect();
     between.sort();
     let mut opened = Vec::new();
