@@ -107,32 +107,12 @@ pub const ALL: &[Fault] = &[
     SpoolHeader,
 ];
 
-/// The kinds the CI seed set enables: all but those with a known defect
-/// (3 HeldWriter, 4 CopyTruncateOtherName, 5 SameFirstLine and
-/// InodeReuseWhileStopped, 2 FromEndCorruptState, 1 SpoolHeader) and the
-/// one the explorer found (ReplayFromCopy).
-pub const CI: &[Fault] = &[
-    RenameCreate,
-    RenameLazy,
-    CopyTruncate,
-    TruncateInPlace,
-    DeleteRecreate,
-    Bursts,
-    PartialLine,
-    Kill,
-    Term,
-    CorruptState,
-    MissingState,
-    RotateWhileStopped,
-    RotationsWhileStopped,
-    FromEnd,
-    BrokerDown,
-    BrokerSlow,
-    RequestErrors,
-    SpoolKill,
-    SpoolTerm,
-    SpoolFull,
-];
+/// The kinds the CI seed set enables: every kind. Those that found the
+/// defects of issue 13 (HeldWriter, CopyTruncateOtherName, SameFirstLine,
+/// InodeReuseWhileStopped, FromEndCorruptState, SpoolHeader) and the one
+/// the explorer found itself (ReplayFromCopy) are fixed; a kind with a
+/// new known defect leaves this list until its fix lands.
+pub const CI: &[Fault] = ALL;
 
 /// The set of enabled kinds.
 #[derive(Debug, Clone)]

@@ -123,6 +123,7 @@ pub fn run(schedule: &Schedule) -> Outcome {
                 drop(desk);
                 if *kill_after {
                     run.stop(Stop::Kill);
+                    forget_deleted(&mut writer.pause(), &collector);
                     run.start();
                 }
                 note
@@ -149,6 +150,7 @@ pub fn run(schedule: &Schedule) -> Outcome {
                 }
                 drop(desk);
                 run.stop(*stop);
+                forget_deleted(&mut writer.pause(), &collector);
                 match (damage, run.state_file()) {
                     (Some(Damage::Corrupt), Some(state)) => {
                         std::fs::write(state, "{\"version\":1,\"pa\u{0}garbage").unwrap()
@@ -172,11 +174,13 @@ pub fn run(schedule: &Schedule) -> Outcome {
                         .push(format!("step {i}: no catch-up before stopping"));
                 }
                 run.stop(*stop);
+                forget_deleted(&mut desk, &collector);
                 let old_len = std::fs::metadata(&path).map_or(0, |m| m.len());
                 let mut notes = Vec::new();
                 for (k, (lines, rotation)) in rotations.iter().enumerate() {
                     desk.write_lines(u64::from(*lines));
                     if k > 0 {
+                        // Not yet proven: see the issue 13 note (seed 7).
                         if let Some(ino) = inode(&path) {
                             let lines = desk.oracle.lines_in(ino).to_vec();
                             desk.oracle.exempt_all(&lines, Reason::BetweenRotations);
@@ -270,4 +274,12 @@ pub fn request_errors(broker: &Broker, count: usize, lasting: Duration) {
     mock.request_errors(RDKafkaApiKey::Produce, &errors);
     std::thread::sleep(lasting);
     mock.clear_request_errors(RDKafkaApiKey::Produce);
+}
+
+/// cdrship stopped: a deleted file the writer still holds is beyond every
+/// later process.
+fn forget_deleted(desk: &mut Desk, collector: &Collector) {
+    if let Some(ino) = desk.held_deleted() {
+        desk.oracle.gone(ino, |n| collector.has(n));
+    }
 }

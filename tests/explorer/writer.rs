@@ -72,6 +72,12 @@ impl Desk {
         }
     }
 
+    /// The inode of the held descriptor's file if it was deleted.
+    pub fn held_deleted(&self) -> Option<u64> {
+        let meta = self.held.as_ref()?.metadata().ok()?;
+        (meta.nlink() == 0).then(|| meta.ino())
+    }
+
     /// A held descriptor is reopened after `batches` more batches.
     pub fn reopen_after(&mut self, batches: u32) {
         if self.held.is_some() {
