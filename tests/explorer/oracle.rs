@@ -13,9 +13,9 @@
 //!   while cdrship was stopped. cdrship now reads such files (the siblings
 //!   created since its state was saved), but the explorer does not prove
 //!   it yet: it still finds losses there (issue 13, seed 7).
-//! - `DeletedWhileStopped`: written to a deleted file (a writer holding
-//!   its descriptor) and not arrived when the cdrship that had it open
-//!   stopped, or written to it after: no new process can open it.
+//! - `DeletedWhileStopped`: in a deleted file (cdrship reads it through
+//!   its descriptor) and not arrived when that cdrship stopped, or written
+//!   to it after by a writer holding it: no new process can open it.
 //! - `Unread`: sent on stdin/TCP, but neither arrived nor in the spool when
 //!   cdrship died, and after the last line that was (see `stream.rs`).
 //!
@@ -44,6 +44,9 @@ pub struct Oracle {
     exempt: BTreeMap<u64, Reason>,
     /// Deleted files no cdrship can open anymore, by inode.
     gone: HashSet<u64>,
+    /// Lines of files deleted since cdrship last stopped (it may still
+    /// read them through its descriptor).
+    deleted: Vec<u64>,
 }
 
 impl Oracle {
@@ -88,7 +91,21 @@ impl Oracle {
     /// The file `ino` lost its last name (its inode may be reused); its
     /// lines, which cdrship may still read through an open descriptor.
     pub fn unlinked(&mut self, ino: u64) -> Vec<u64> {
-        self.files.remove(&ino).unwrap_or_default()
+        let lines = self.files.remove(&ino).unwrap_or_default();
+        self.deleted.extend_from_slice(&lines);
+        // Closed for good: the number may name a new file next.
+        self.gone.remove(&ino);
+        lines
+    }
+
+    /// cdrship stopped: what of the files deleted since the last stop had
+    /// not arrived is beyond every later process (none can open them).
+    pub fn stopped(&mut self, arrived: impl Fn(u64) -> bool) {
+        let unarrived: Vec<u64> = std::mem::take(&mut self.deleted)
+            .into_iter()
+            .filter(|&n| !arrived(n))
+            .collect();
+        self.exempt_all(&unarrived, Reason::DeletedWhileStopped);
     }
 
     /// The file `ino` was emptied in place; its former lines.

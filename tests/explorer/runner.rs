@@ -276,9 +276,10 @@ pub fn request_errors(broker: &Broker, count: usize, lasting: Duration) {
     mock.clear_request_errors(RDKafkaApiKey::Produce);
 }
 
-/// cdrship stopped: a deleted file the writer still holds is beyond every
-/// later process.
+/// cdrship stopped: deleted files it may have held, and one the writer
+/// still holds, are beyond every later process.
 fn forget_deleted(desk: &mut Desk, collector: &Collector) {
+    desk.oracle.stopped(|n| collector.has(n));
     if let Some(ino) = desk.held_deleted() {
         desk.oracle.gone(ino, |n| collector.has(n));
     }
