@@ -162,3 +162,25 @@ fn several_rotations_while_stopped_read_every_file_between() {
     run.stop();
     e.nothing_more();
 }
+
+/// The saved file itself is gone (deleted while stopped), and the file
+/// that replaced it was rotated away too: that one is still read whole.
+#[test]
+fn a_rotation_in_between_is_read_when_the_saved_file_is_gone() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "saved-gone");
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("first", 0..5));
+    let mut run = f.start(&broker);
+    e.check();
+    run.stop();
+
+    fs::remove_file(&f.path).unwrap();
+    e.add(&f.path, numbered("second", 0..4));
+    fs::rename(&f.path, f.sibling("Master.csv.1")).unwrap();
+    e.add(&f.path, numbered("third", 0..3));
+    let mut run = f.start(&broker);
+    e.check();
+    run.stop();
+    e.nothing_more();
+}

@@ -9,10 +9,6 @@
 //!   those must arrive.
 //! - `CopyWindow`: written between logrotate's copy and its truncate; in
 //!   neither file, for any reader.
-//! - `BetweenRotations`: in a file rotated away between two rotations
-//!   while cdrship was stopped. cdrship now reads such files (the siblings
-//!   created since its state was saved), but the explorer does not prove
-//!   it yet: it still finds losses there (issue 13, seed 7).
 //! - `DeletedWhileStopped`: in a deleted file (cdrship reads it through
 //!   its descriptor) and not arrived when that cdrship stopped, or written
 //!   to it after by a writer holding it: no new process can open it.
@@ -30,7 +26,6 @@ use crate::common::Msg;
 pub enum Reason {
     Destroyed,
     CopyWindow,
-    BetweenRotations,
     DeletedWhileStopped,
     Unread,
 }

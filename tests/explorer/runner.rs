@@ -12,7 +12,7 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::common::collector::Collector;
 use crate::common::{Broker, Cdrship, Followed};
-use crate::oracle::{judge, Reason};
+use crate::oracle::judge;
 use crate::rng::Rng;
 use crate::rotations::{inode, Rotator};
 use crate::schedule::{After, Damage, Schedule, Step, Stop};
@@ -177,15 +177,8 @@ pub fn run(schedule: &Schedule) -> Outcome {
                 forget_deleted(&mut desk, &collector);
                 let old_len = std::fs::metadata(&path).map_or(0, |m| m.len());
                 let mut notes = Vec::new();
-                for (k, (lines, rotation)) in rotations.iter().enumerate() {
+                for (lines, rotation) in rotations {
                     desk.write_lines(u64::from(*lines));
-                    if k > 0 {
-                        // Not yet proven: see the issue 13 note (seed 7).
-                        if let Some(ino) = inode(&path) {
-                            let lines = desk.oracle.lines_in(ino).to_vec();
-                            desk.oracle.exempt_all(&lines, Reason::BetweenRotations);
-                        }
-                    }
                     notes.push(rotator.rotate(
                         &mut desk,
                         *rotation,

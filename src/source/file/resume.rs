@@ -149,8 +149,9 @@ fn find_rotated(
 /// ones (`found`) and before the path's current file. They are the
 /// siblings named after the followed file, not compressed, created after
 /// the state was saved (`saved_at`: a copytruncate copy made while
-/// cdrship ran holds lines already read); oldest first, each read whole.
-/// Without birth times, those last written after the saved files were.
+/// cdrship ran holds lines already read), also when the saved file itself
+/// is gone; oldest first, each read whole. Without birth times, those
+/// last written after the saved files found were.
 fn rotated_since(
     path: &Path,
     found: &[PathBuf],
@@ -159,14 +160,14 @@ fn rotated_since(
     max_line: usize,
 ) -> Result<Vec<(PathBuf, Current)>> {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let Some(since) = found.iter().filter_map(|p| modified(p)).max() else {
-        return Ok(Vec::new());
-    };
+    // Without birth times: written after the newest saved file found.
+    let since = found.iter().filter_map(|p| modified(p)).max();
     let new_since_stop = |p: &Path| {
         let born = std::fs::metadata(p).and_then(|m| m.created()).ok();
-        match (born, saved_at) {
-            (Some(born), Some(saved_at)) => born >= saved_at,
-            _ => modified(p).is_some_and(|m| m >= since),
+        match (born, saved_at, since) {
+            (Some(born), Some(saved_at), _) => born >= saved_at,
+            (_, _, Some(since)) => modified(p).is_some_and(|m| m >= since),
+            _ => false,
         }
     };
     let (Ok(dir), Some(base)) = (std::fs::read_dir(directory_of(path)), path.file_name()) else {
