@@ -364,3 +364,41 @@ fn a_corrupt_spool_state_replays_every_segment() {
     got.retain(|l| l.starts_with("kept"));
     assert_eq!(got, numbered("kept", 0..10).lines().collect::<Vec<_>>());
 }
+
+/// SIGTERM while reading waits for room in a full spool: the lines already
+/// read are kept in the spool anyway (its size limit is soft for them), so
+/// nothing is lost: exit 75, and the next start sends every line read.
+#[test]
+fn sigterm_while_the_spool_is_full_keeps_the_lines_read() {
+    let broker = Broker::start();
+    let topic = broker.topic("spool-full-term", 1);
+    let spool = tempfile::tempdir().unwrap();
+    let lines = numbered("full", 0..20_000);
+    let args = ["--spool-max-bytes", "256K"];
+    let mut down = spooling_without_broker(&topic, spool.path(), &args);
+    let mut stdin = down.child.stdin.take().expect("stdin piped");
+    let sent = lines.clone();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(sent.as_bytes());
+    });
+    down.wait_for_log("spool full (--spool-max-bytes); reading paused");
+    down.terminate();
+    let status = down.wait();
+    writer.join().unwrap();
+    let log = down.log();
+    assert_eq!(status.code(), Some(75), "{log}");
+    let (line, read) = common::summary(&log);
+    assert!(line.ends_with(" 0 failed"), "{line}");
+
+    let dir = spool.path().to_str().unwrap();
+    let mut up = cdrship(&broker, &["-t", &topic, "--spool-dir", dir]);
+    up.feed_all(b"");
+    let got = texts(&broker.reader(&topic).read(read));
+    let want: Vec<_> = lines.lines().take(read).collect();
+    assert_eq!(got[..read - 1], want[..read - 1]);
+    assert!(
+        want[read - 1].starts_with(&got[read - 1]),
+        "{}",
+        got[read - 1]
+    );
+}

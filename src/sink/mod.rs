@@ -315,6 +315,16 @@ impl Sink {
         if let Ok(seq) = self.until_spooled(|| self.try_begin(msg, rejected)).await {
             return Some(seq);
         }
+        let len = msg.value.len();
+        if let Some(spool) = self.spool.as_ref().filter(|_| msg.mark.is_none()) {
+            // Shutdown: the line was read, so the spool keeps it beyond
+            // its limit; it is not produced now, the next start sends it.
+            let kept = || spool.append_beyond_limit(msg.line, msg.source).map(Some);
+            if let Ok(seq) = self.tracker.begin_with(kept, rejected, len) {
+                self.tracker.given_up(seq);
+                return None;
+            }
+        }
         // Counted, and reported as lost by the outcome.
         self.tracker.note(Note::Unspooled);
         let seq = self.tracker.begin(None, rejected, msg.value.len());

@@ -211,14 +211,21 @@ impl Spool {
     /// Append `frame` read from `source`; its position. The record is
     /// written by the next [`write`](Self::write) (or once enough wait).
     pub fn append(&self, frame: Frame<'_>, source: &str) -> Result<Mark, AppendError> {
-        self.push(frame, source, false)
+        self.push(frame, source, false, false)
+    }
+
+    /// [`append`](Self::append) beyond `--spool-max-bytes`: at shutdown
+    /// the lines already read are kept, whatever the limit says (only a
+    /// failing disk refuses them).
+    pub fn append_beyond_limit(&self, frame: Frame<'_>, source: &str) -> Result<Mark, AppendError> {
+        self.push(frame, source, false, true)
     }
 
     /// Append `source`'s `--header` line (no message of its own: replay
     /// learns the source's columns from it). Every later segment starts
     /// with it again until [`forget`](Self::forget).
     pub fn header(&self, frame: Frame<'_>, source: &str) -> Result<(), AppendError> {
-        self.push(frame, source, true).map(drop)
+        self.push(frame, source, true, false).map(drop)
     }
 
     /// `source` ended: its header is not copied into new segments anymore.
@@ -226,7 +233,13 @@ impl Spool {
         lock(&self.inner).headers.remove(source);
     }
 
-    fn push(&self, frame: Frame<'_>, source: &str, header: bool) -> Result<Mark, AppendError> {
+    fn push(
+        &self,
+        frame: Frame<'_>,
+        source: &str,
+        header: bool,
+        beyond_limit: bool,
+    ) -> Result<Mark, AppendError> {
         let mut inner = lock(&self.inner);
         let inner = &mut *inner;
         if inner.failing {
@@ -235,7 +248,7 @@ impl Spool {
         inner.scratch.clear();
         record::encode(frame, source, header, &mut inner.scratch);
         let size = inner.scratch.len() as u64;
-        if inner.total > 0 && inner.total + size > self.max_bytes {
+        if !beyond_limit && inner.total > 0 && inner.total + size > self.max_bytes {
             self.full.store(true, Ordering::Release);
             return Err(AppendError::Full);
         }
