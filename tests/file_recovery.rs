@@ -184,3 +184,35 @@ fn a_rotation_in_between_is_read_when_the_saved_file_is_gone() {
     run.stop();
     e.nothing_more();
 }
+
+/// copytruncate while stopped, then the writer goes on in the truncated
+/// file, which is then renamed away: the copy is finished from the saved
+/// offset and the truncated file's new lines are read whole (it has the
+/// saved inode, but no longer its content). Found by the explorer (seed
+/// 15527520599273171139): they were lost.
+#[test]
+fn the_saved_file_truncated_and_renamed_while_stopped_is_read_whole() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "truncated-renamed");
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("first", 0..5));
+    let mut run = f.start(&broker);
+    e.check();
+    run.stop();
+
+    e.add(&f.path, numbered("first", 5..7));
+    fs::copy(&f.path, f.sibling("Master.csv-20261201")).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&f.path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    e.add(&f.path, numbered("after the truncate", 0..2));
+    fs::rename(&f.path, f.sibling("Master.csv.1")).unwrap();
+    e.add(&f.path, numbered("third", 0..3));
+    let mut run = f.start(&broker);
+    e.check();
+    run.stop();
+    e.nothing_more();
+}

@@ -291,6 +291,20 @@ impl Reader {
         });
     }
 
+    /// The first offset each partition still holds (its low watermark):
+    /// above 0 on the mock when its log outgrew what it keeps (~5 MB per
+    /// partition) and it dropped the oldest messages.
+    pub fn earliest(&self) -> Vec<i64> {
+        (0..self.partitions)
+            .map(|p| {
+                self.consumer
+                    .fetch_watermarks(&self.topic, p, DEADLINE)
+                    .expect("watermarks")
+                    .0
+            })
+            .collect()
+    }
+
     /// Messages stored in the topic now: proves nothing extra was produced,
     /// without waiting for it. A marker is produced to every partition and
     /// a fresh consumer counts what precedes the markers (watermarks would

@@ -26,10 +26,10 @@ use crate::common::collector::Collector;
 use crate::common::{cdrship, Broker, Cdrship};
 use crate::oracle::{judge, Oracle, Reason};
 use crate::rng::Rng;
-use crate::runner::request_errors;
+use crate::runner::{overflowed, request_errors};
 use crate::schedule::{Mode, Schedule, Step, Stop};
 use crate::writer::line;
-use crate::{number, Outcome};
+use crate::{number, Outcome, LINES_PER_PARTITION};
 
 /// Column names sent first on every stream with `--header`.
 const HEADER: &str = "a,b,c,d,n,e\n";
@@ -39,6 +39,8 @@ struct Feed {
     oracle: Oracle,
     sink: Option<Box<dyn std::io::Write + Send>>,
     header_due: bool,
+    /// Lines sent at most (see [`LINES_PER_PARTITION`]).
+    budget: u64,
 }
 
 /// Start cdrship and connect a sink to it.
@@ -112,6 +114,7 @@ pub fn run(schedule: &Schedule) -> Outcome {
         oracle: Oracle::default(),
         sink: Some(sink),
         header_due: schedule.writer.header,
+        budget: LINES_PER_PARTITION * schedule.partitions as u64,
     }));
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
@@ -206,6 +209,7 @@ pub fn run(schedule: &Schedule) -> Outcome {
     if !status.success() {
         problems.push(format!("exit {status} at the end"));
     }
+    problems.extend(overflowed(&broker, &topic));
     let verdict = judge(&oracle, &collector.messages(), number);
     Outcome {
         verdict,
@@ -216,7 +220,7 @@ pub fn run(schedule: &Schedule) -> Outcome {
 
 /// Send one batch; a failed write (cdrship gone) drops the sink.
 fn send_batch(feed: &mut Feed, rng: &mut Rng, bursts: bool) {
-    if feed.sink.is_none() {
+    if feed.sink.is_none() || feed.oracle.written() >= feed.budget {
         return;
     }
     let count = if bursts && rng.chance(3) {

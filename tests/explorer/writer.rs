@@ -37,11 +37,14 @@ pub struct Desk {
     reopen_in: Option<u32>,
     /// The unwritten rest of a half-written line.
     rest: Option<(u64, Vec<u8>)>,
+    /// Lines the background batches write at most.
+    budget: u64,
 }
 
 impl Desk {
-    /// A desk for `path` with nothing written.
-    pub fn new(path: PathBuf, plan: WriterPlan) -> Desk {
+    /// A desk for `path` with nothing written; background batches stop
+    /// at `budget` lines (steps still write theirs).
+    pub fn new(path: PathBuf, plan: WriterPlan, budget: u64) -> Desk {
         Desk {
             path,
             oracle: Oracle::default(),
@@ -49,6 +52,7 @@ impl Desk {
             held: None,
             reopen_in: None,
             rest: None,
+            budget,
         }
     }
 
@@ -105,6 +109,9 @@ impl Desk {
             Some(0) => self.reopen_now(),
             Some(n) => self.reopen_in = Some(n - 1),
             None => {}
+        }
+        if self.oracle.written() >= self.budget {
+            return;
         }
         let count = if self.plan.bursts && rng.chance(3) {
             rng.range(100, 400)

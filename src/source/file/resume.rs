@@ -49,14 +49,14 @@ pub(super) fn open(
         current: None,
     };
     let mut found = Vec::new();
-    let entries = saved.map_or_else(Vec::new, |s| {
+    let entries: Vec<Resume> = saved.map_or_else(Vec::new, |s| {
         let main = Resume {
             file: s.file,
             offset: s.offset,
         };
         s.draining.iter().copied().chain([main]).collect()
     });
-    for entry in entries {
+    for &entry in &entries {
         let at_path = match resumed.current {
             None => Current::open(path, *generation, max_line)?
                 .filter(|(c, len)| c.id.same_file(&entry.file, &c.head) && entry.offset <= *len),
@@ -92,7 +92,12 @@ pub(super) fn open(
             ),
         }
     }
-    for (between, current) in rotated_since(path, &found, saved_at, *generation, max_line)? {
+    let since = Since {
+        found: &found,
+        saved_at,
+        saved: &entries,
+    };
+    for (between, current) in rotated_since(path, &since, *generation, max_line)? {
         info!(
             "{}: {} was rotated in after the saved file while cdrship was stopped; reading it whole",
             path.display(),
@@ -145,28 +150,47 @@ fn find_rotated(
     Ok(copy)
 }
 
+/// What tells a sibling written while cdrship was stopped.
+struct Since<'a> {
+    /// The saved files found (renamed or copied), resumed already.
+    found: &'a [PathBuf],
+    /// When the state was saved.
+    saved_at: Option<SystemTime>,
+    /// The saved files.
+    saved: &'a [Resume],
+}
+
 /// Several rotations while stopped: the files rotated in after the saved
 /// ones (`found`) and before the path's current file. They are the
 /// siblings named after the followed file, not compressed, created after
 /// the state was saved (`saved_at`: a copytruncate copy made while
 /// cdrship ran holds lines already read), also when the saved file itself
 /// is gone; oldest first, each read whole. Without birth times, those
-/// last written after the saved files found were.
+/// last written after the saved files found were. A saved file's inode
+/// not found as the saved file was truncated since (copytruncate while
+/// stopped): what it holds now was written after, and is read whole too.
 fn rotated_since(
     path: &Path,
-    found: &[PathBuf],
-    saved_at: Option<SystemTime>,
+    since: &Since<'_>,
     generation: u32,
     max_line: usize,
 ) -> Result<Vec<(PathBuf, Current)>> {
+    use std::os::unix::fs::MetadataExt as _;
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     // Without birth times: written after the newest saved file found.
-    let since = found.iter().filter_map(|p| modified(p)).max();
+    let found_written = since.found.iter().filter_map(|p| modified(p)).max();
     let new_since_stop = |p: &Path| {
-        let born = std::fs::metadata(p).and_then(|m| m.created()).ok();
-        match (born, saved_at, since) {
+        let Ok(meta) = std::fs::metadata(p) else {
+            return false;
+        };
+        let truncated_since = since
+            .saved
+            .iter()
+            .any(|s| s.file.dev == meta.dev() && s.file.ino == meta.ino());
+        match (meta.created().ok(), since.saved_at, found_written) {
+            _ if truncated_since => true,
             (Some(born), Some(saved_at), _) => born >= saved_at,
-            (_, _, Some(since)) => modified(p).is_some_and(|m| m >= since),
+            (_, _, Some(written)) => meta.modified().is_ok_and(|m| m >= written),
             _ => false,
         }
     };
@@ -177,7 +201,7 @@ fn rotated_since(
     let mut between: Vec<_> = dir
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p != path && !found.contains(p) && p.is_file())
+        .filter(|p| p != path && !since.found.contains(p) && p.is_file())
         .filter(|p| {
             let name = p.file_name().unwrap_or_default().to_string_lossy();
             name.starts_with(&base) && !super::copy::compressed(&name)
