@@ -21,7 +21,7 @@ use crate::metrics;
 use crate::outcome::{Keeper, Outcome};
 use crate::progress_bar;
 use crate::route::Router;
-use crate::sink::Sink;
+use crate::sink::{Access, Sink};
 use crate::source::{activation, file, stdin, tcp};
 use crate::spool::{Backlog, Spool};
 
@@ -41,6 +41,15 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         }
         None => (None, None),
     };
+    let keeps = spool.is_some()
+        || matches!(
+            config.source,
+            SourceConfig::File {
+                state_dir: Some(_),
+                ..
+            }
+        );
+    let access = Arc::new(Access::new(&config.kafka, keeps, stop.clone()));
     let (sink, broker_refused) = Sink::new(
         &config.kafka,
         (config.topic.clone(), config.reject_topic.clone()),
@@ -48,6 +57,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         spool.clone(),
         config.echo,
         abort.clone(),
+        access.clone(),
     )?;
     let sink = Arc::new(sink);
     let mut progress = match &config.source {
@@ -118,7 +128,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         Some(_) => config.shutdown_timeout.min(SPOOLED_DRAIN),
         None => config.shutdown_timeout,
     };
-    let grace = grace_period(stop.clone(), timeout);
+    let grace = grace_period(stop.clone(), timeout, access.clone());
     tokio::pin!(grace);
     // A finished future must not be polled again: the drain below only
     // waits on `grace` if the source did not already outlast it.
@@ -171,6 +181,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         }
     };
 
+    access.input_ended();
     let drained = if timed_out {
         tracker.pending() == 0
     } else {
@@ -180,7 +191,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         }
     };
     // Failures before the purge are real; the purge's own are not news.
-    let failure = tracker.first_error();
+    let failure = access.refusal().or_else(|| tracker.first_error());
     if !drained {
         match &spool {
             Some(spool) => info!(
@@ -268,8 +279,11 @@ async fn commit_spool(spool: Arc<Spool>, tracker: Arc<Tracker>, done: Cancellati
     }
 }
 
-/// Completes `timeout` after `stop` is cancelled.
-async fn grace_period(stop: CancellationToken, timeout: Duration) {
+/// Completes `timeout` after `stop` is cancelled; at once when the
+/// cluster refuses cdrship and every line read is kept anyway.
+async fn grace_period(stop: CancellationToken, timeout: Duration, access: Arc<Access>) {
     stop.cancelled().await;
-    tokio::time::sleep(timeout).await;
+    if !access.nothing_to_wait_for() {
+        tokio::time::sleep(timeout).await;
+    }
 }

@@ -1,13 +1,35 @@
 //! Production-cluster plumbing that needs no secured broker: the codecs
 //! librdkafka was built with round-trip through the broker and a real
-//! consumer, `--version` names what the build supports, and a properties
-//! file (`-F`) reaches the producer without its secrets in the log.
+//! consumer, `--version` names what the build supports, a properties file
+//! (`-F`) reaches the producer without its secrets in the log, and a
+//! cluster that refuses cdrship (TLS against `openssl s_server`, or the
+//! mock's plaintext port) gets one clear line naming the broker and the
+//! cause, a non-zero exit, and no lost line where one can be kept.
 
 mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use common::{cdrship, numbered, texts, Broker};
+use common::tls::{Certs, TlsPort};
+use common::{
+    cdrship, cdrship_at, numbered, texts, wait_until, Broker, Cdrship, Expected, Followed,
+};
+
+/// The log lines that say a broker refused cdrship (the summary aside).
+fn refusals(run: &Cdrship) -> Vec<String> {
+    run.log()
+        .lines()
+        .filter(|l| l.contains("refused cdrship") && !l.contains("not delivered"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Wait until `run` has read `n` lines from `source` (it needs
+/// `--metrics 127.0.0.1:0`).
+fn wait_read(run: &Cdrship, source: &str, n: u64) {
+    let sample = format!("cdrship_lines_read_total{{source=\"{source}\"}}");
+    wait_until("the lines read", || run.metric(&sample) >= Some(n));
+}
 
 #[test]
 fn version_lists_tls_sasl_and_codecs() {
@@ -75,5 +97,184 @@ fn a_properties_file_reaches_the_producer_and_keeps_its_secrets() {
     assert!(
         !log.contains("hunter2") && !log.contains("can be read by others"),
         "{log}"
+    );
+}
+
+/// A follower whose CA did not sign the broker's certificate stops as
+/// soon as every bootstrap broker refused it, says why in one line, exits
+/// 1, and the next start (here against a reachable broker) sends every
+/// line: the saved position never passed them.
+#[test]
+fn a_wrong_ca_stops_a_follower_and_loses_nothing() {
+    let broker = Broker::start();
+    let certs = Certs::new();
+    let mut port = TlsPort::reserve();
+    let f = Followed::new(&broker, 1, "wrong-ca");
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("cdr", 0..20));
+    let ca = format!("ssl.ca.location={}", certs.path("other-ca.pem"));
+    let mut run = f.start_at(
+        &port.servers,
+        &[
+            "-X",
+            "security.protocol=ssl",
+            "-X",
+            &ca,
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+    );
+    // The lines are read while nothing listens (an outage, not a refusal).
+    wait_read(&run, "file", 20);
+    port.serve(&certs, "localhost");
+    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
+    let refused = refusals(&run);
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    for needle in [
+        &format!("ssl://{}/bootstrap refused cdrship", port.servers),
+        "unable to get local issuer certificate",
+        "set ssl.ca.location",
+    ] {
+        assert!(refused[0].contains(needle), "{needle}: {}", refused[0]);
+    }
+    assert!(
+        run.log()
+            .contains("20 lines not delivered yet are read again"),
+        "{}",
+        run.log()
+    );
+
+    let mut run = f.start(&broker);
+    e.check();
+    run.stop();
+    e.nothing_more();
+}
+
+/// A certificate for another name: the line says which names it has; the
+/// spool keeps what was read, and the next start delivers it.
+#[test]
+fn a_certificate_for_another_name_is_named_and_the_spool_keeps_the_lines() {
+    let broker = Broker::start();
+    let certs = Certs::new();
+    let mut port = TlsPort::reserve();
+    let topic = broker.topic("other-name", 1);
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().to_str().unwrap();
+    let ca = format!("ssl.ca.location={}", certs.path("ca.pem"));
+    let args = ["-t", &topic, "--spool-dir", spool_dir];
+    let mut secured = args.to_vec();
+    secured.extend([
+        "-X",
+        "security.protocol=ssl",
+        "-X",
+        &ca,
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let mut run = cdrship_at(&port.servers, &secured);
+    let lines = numbered("cdr", 0..10);
+    run.feed(lines.as_bytes());
+    wait_read(&run, "stdin", 10);
+    port.serve(&certs, "elsewhere");
+    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
+    let refused = refusals(&run);
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert!(
+        refused[0].contains("hostname mismatch: it names broker.example.com, not localhost"),
+        "{}",
+        refused[0]
+    );
+    assert!(
+        run.log()
+            .contains("10 lines not delivered yet are kept in the spool"),
+        "{}",
+        run.log()
+    );
+
+    cdrship(&broker, &args).feed_all(b"");
+    let got = broker.reader(&topic).read(10);
+    assert_eq!(texts(&got), lines.lines().collect::<Vec<_>>());
+}
+
+/// Plaintext against a TLS port: librdkafka only sees a disconnect, which
+/// a probe proves to be TLS. Lines from a pipe exist nowhere else: they
+/// wait until the input ends, then the exit says they are lost.
+#[test]
+fn plaintext_to_a_tls_port_is_named_and_the_loss_is_reported() {
+    let certs = Certs::new();
+    let port = TlsPort::start(&certs, "localhost");
+    let mut run = cdrship_at(&port.servers, &["-t", "t", "--shutdown-timeout", "1"]);
+    run.feed(numbered("cdr", 0..5).as_bytes());
+    run.close_stdin();
+    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
+    let refused = refusals(&run);
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert!(refused[0].contains("it speaks TLS"), "{}", refused[0]);
+    assert!(
+        refused[0].contains("set security.protocol to ssl"),
+        "{}",
+        refused[0]
+    );
+    assert!(
+        run.log().contains("5 of 5 lines not delivered and lost"),
+        "{}",
+        run.log()
+    );
+}
+
+/// TLS against a plaintext Kafka port (the mock's): named as such.
+#[test]
+fn tls_to_a_plaintext_broker_is_named() {
+    let broker = Broker::start();
+    let Some(_) = broker.mock() else { return };
+    let mut run = cdrship(
+        &broker,
+        &[
+            "-t",
+            "t",
+            "-X",
+            "security.protocol=ssl",
+            "--shutdown-timeout",
+            "1",
+        ],
+    );
+    run.feed(b"a cdr\n");
+    run.close_stdin();
+    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
+    let refused = refusals(&run);
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert!(
+        refused[0].contains("answers plaintext Kafka requests"),
+        "{}",
+        refused[0]
+    );
+}
+
+/// An expired certificate is named as such.
+#[test]
+fn an_expired_certificate_is_named() {
+    let certs = Certs::new();
+    let port = TlsPort::start(&certs, "expired");
+    let ca = format!("ssl.ca.location={}", certs.path("ca.pem"));
+    let args = [
+        "-t",
+        "t",
+        "-X",
+        "security.protocol=ssl",
+        "-X",
+        &ca,
+        "--shutdown-timeout",
+        "1",
+    ];
+    let mut run = cdrship_at(&port.servers, &args);
+    run.feed(b"a cdr\n");
+    run.close_stdin();
+    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
+    let refused = refusals(&run);
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert!(
+        refused[0].contains("(certificate has expired)"),
+        "{}",
+        refused[0]
     );
 }

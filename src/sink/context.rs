@@ -10,7 +10,8 @@ use std::time::Duration;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::error::RDKafkaErrorCode::{
-    PurgeInflight, PurgeQueue, TopicAuthorizationFailed, UnknownTopic, UnknownTopicOrPartition,
+    AllBrokersDown, PurgeInflight, PurgeQueue, TopicAuthorizationFailed, UnknownTopic,
+    UnknownTopicOrPartition,
 };
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -19,6 +20,7 @@ use rdkafka::ClientContext;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::access::Access;
 use super::refused::{for_content, Refused};
 use crate::acker::Tracker;
 use crate::kafka_stats::KafkaStats;
@@ -33,10 +35,22 @@ pub struct DeliveryContext {
     /// The configured topic, whose refused messages go to `refused`.
     pub topic: String,
     pub refused: UnboundedSender<Refused>,
+    /// TLS and SASL refusals, logged once with what to change.
+    pub access: Arc<Access>,
 }
 
 impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        if self.access.observe(reason) {
+            return;
+        }
+        if matches!(error, KafkaError::Global(AllBrokersDown)) {
+            self.access.all_down();
+            // Said once per refusal already, not at every attempt.
+            if self.access.refused_now() {
+                return debug!("kafka: {error}: {reason}");
+            }
+        }
         warn!("kafka: {error}: {reason}");
     }
 
@@ -46,6 +60,10 @@ impl ClientContext for DeliveryContext {
 
     /// librdkafka's own log (`-X debug=...` shows up with `-v`).
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        // A refusal comes through `error` too, where it is said once.
+        if facility == "FAIL" && self.access.observe(message) {
+            return debug!("kafka: {facility}: {message}");
+        }
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
@@ -73,6 +91,7 @@ impl ProducerContext for DeliveryContext {
                         .write_all(message.payload().unwrap_or_default())
                         .and_then(|()| out.write_all(b"\n"));
                 }
+                self.access.delivered();
                 self.tracker.delivered(seq as u64);
             }
             // Purged at shutdown: given up, the producer did not fail it.

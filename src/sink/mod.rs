@@ -26,13 +26,16 @@ use crate::kafka_stats::KafkaStats;
 use crate::spool::{AppendError, Spool};
 use crate::sync::lock;
 
+mod access;
 mod batch;
 mod context;
+mod probe;
 mod refused;
 
 use refused::Refused;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+pub use access::Access;
 pub use batch::Batch;
 use batch::Topic;
 use context::{request_producer_id, DeliveryContext};
@@ -142,6 +145,7 @@ impl Sink {
         spool: Option<Arc<Spool>>,
         echo: bool,
         abort: CancellationToken,
+        access: Arc<Access>,
     ) -> Result<(Self, UnboundedReceiver<Refused>)> {
         let (topic, reject_topic) = topics;
         let mut config = ClientConfig::new();
@@ -155,6 +159,7 @@ impl Sink {
             stats: Mutex::default(),
             topic: topic.clone(),
             refused,
+            access,
         };
         let producer: ThreadedProducer<DeliveryContext> = config
             .create_with_context(context)

@@ -27,6 +27,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Produc
 use rdkafka::{Offset, TopicPartitionList};
 
 pub mod collector;
+pub mod tls;
 
 /// How long any single wait in a test may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -361,10 +362,15 @@ pub struct Cdrship {
 
 /// Start `cdrship -b <broker> ARGS` with stdin piped.
 pub fn cdrship(broker: &Broker, args: &[&str]) -> Cdrship {
+    cdrship_at(broker.servers(), args)
+}
+
+/// Start `cdrship -b SERVERS ARGS` with stdin piped.
+pub fn cdrship_at(servers: &str, args: &[&str]) -> Cdrship {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cdrship"));
     command
         .arg("-b")
-        .arg(broker.servers())
+        .arg(servers)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -584,6 +590,11 @@ impl Followed {
 
     /// Start `cdrship --file PATH --state-dir DIR` with `extra` arguments.
     pub fn start_with(&self, broker: &Broker, extra: &[&str]) -> Cdrship {
+        self.start_at(broker.servers(), extra)
+    }
+
+    /// The same against the brokers `servers`.
+    pub fn start_at(&self, servers: &str, extra: &[&str]) -> Cdrship {
         let state = self.dir.path().join("state");
         let mut args = vec![
             "-t",
@@ -594,7 +605,7 @@ impl Followed {
             state.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        cdrship(broker, &args)
+        cdrship_at(servers, &args)
     }
 
     /// Start it with no extra arguments.

@@ -1,0 +1,296 @@
+//! Whether the cluster lets cdrship in. A TLS or SASL failure (a CA that
+//! did not sign the broker's certificate, a certificate that does not name
+//! the broker, a bad password, a mechanism the broker does not offer, TLS
+//! against a plaintext port or the other way round) is a configuration
+//! error: librdkafka retries it for ever and logs it at every attempt.
+//! Here each is logged once per broker with what to change, repeats are
+//! counted, and a reminder comes every minute while it lasts.
+//!
+//! When every bootstrap broker refused cdrship and nothing was ever
+//! delivered, nothing can be: the run stops (`stop`) as soon as what it
+//! read is safe, that is at once with a spool or a saved file position,
+//! and at the end of input otherwise (lines from a pipe or socket wait
+//! in memory meanwhile, in case the cluster's side is fixed). The cause
+//! becomes the run's error, so the exit status is not 0.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::probe::{self, Tls};
+use crate::sync::lock;
+use hints::{hint, REFUSALS, REPEATS};
+
+mod hints;
+
+/// How often a refusal that lasts is logged again.
+const REMINDER: Duration = Duration::from_secs(60);
+
+/// How often a broker's vague failure is probed.
+const PROBE_EVERY: Duration = Duration::from_secs(10);
+
+/// The cluster's refusals of this run's connections.
+pub struct Access {
+    /// librdkafka's names of the `bootstrap.servers` (`ssl://host:port/bootstrap`).
+    bootstrap: Vec<String>,
+    /// The producer's TLS settings, for the certificate probe.
+    tls: Tls,
+    /// Whether lines read survive the process (spool, saved file position).
+    keeps: bool,
+    /// Cancelled when nothing can be delivered and what was read is safe.
+    stop: CancellationToken,
+    delivered: AtomicBool,
+    refused_now: AtomicBool,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Brokers refusing since the last delivery, each with its first cause.
+    refusing: BTreeMap<String, String>,
+    /// Bootstrap brokers that refused while nothing was delivered.
+    bootstrap_refused: BTreeSet<String>,
+    /// When each broker's vague failure was last probed.
+    probed: HashMap<String, Instant>,
+    repeats: u64,
+    reminded: Option<Instant>,
+    input_ended: bool,
+    /// Why nothing can be delivered, once that is so.
+    cause: Option<String>,
+}
+
+impl Access {
+    /// For a producer with these `properties`.
+    pub fn new(properties: &[(String, String)], keeps: bool, stop: CancellationToken) -> Self {
+        let last = |names: &[&str]| {
+            properties
+                .iter()
+                .rev()
+                .find(|(k, _)| names.contains(&k.as_str()))
+                .map(|(_, v)| v.clone())
+        };
+        let servers = last(&["bootstrap.servers", "metadata.broker.list"]).unwrap_or_default();
+        let tls = Tls {
+            ca_location: last(&["ssl.ca.location"]).filter(|l| l != "probe"),
+            check_name: last(&["ssl.endpoint.identification.algorithm"])
+                .is_none_or(|v| v != "none"),
+        };
+        let scheme = match last(&["security.protocol"]) {
+            Some(p) if !p.eq_ignore_ascii_case("plaintext") => {
+                format!("{}://", p.to_ascii_lowercase())
+            }
+            _ => String::new(),
+        };
+        let bootstrap = servers
+            .split(',')
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                format!(
+                    "{scheme}{}/bootstrap",
+                    s.split_once("://").map_or(s, |(_, a)| a)
+                )
+            })
+            .collect();
+        Access {
+            bootstrap,
+            tls,
+            keeps,
+            stop,
+            delivered: AtomicBool::new(false),
+            refused_now: AtomicBool::new(false),
+            state: Mutex::default(),
+        }
+    }
+
+    /// A connection failure as librdkafka's error callback gives it, or
+    /// its `FAIL` log line; whether it was a refusal (logged here, once).
+    pub fn observe(&self, text: &str) -> bool {
+        // "[thrd:ssl://host:9093/bootstrap]: ssl://host:9093/bootstrap: SSL handshake failed: ..."
+        let text = match text.strip_prefix("[thrd:") {
+            Some(rest) => rest.split_once("]: ").map_or(text, |(_, rest)| rest),
+            None => text,
+        };
+        let Some((broker, detail)) = text.split_once(": ").filter(|(b, _)| b.contains('/')) else {
+            return false;
+        };
+        let lower = detail.to_ascii_lowercase();
+        if lock(&self.state).refusing.contains_key(broker) {
+            if !REPEATS.iter().any(|r| lower.contains(r)) {
+                return false;
+            }
+            self.repeat();
+            return true;
+        }
+        let Some(cause) = self.diagnose(broker, detail, &lower) else {
+            return false;
+        };
+        self.refuse(broker, cause);
+        true
+    }
+
+    /// librdkafka found every broker down. It does not always say why, so
+    /// the bootstrap brokers are probed (now and then) for a port that
+    /// speaks the other protocol.
+    pub fn all_down(&self) {
+        if self.delivered.load(Ordering::Relaxed) {
+            return;
+        }
+        for broker in &self.bootstrap {
+            if lock(&self.state).refusing.contains_key(broker) {
+                continue;
+            }
+            if let Some(why) = self.wrong_protocol(broker) {
+                let cause = format!("{broker} refused cdrship: {why}; {}", hint(why));
+                self.refuse(broker, cause);
+            }
+        }
+    }
+
+    /// Log and count a refusal by `broker`; stop if nothing can be delivered.
+    fn refuse(&self, broker: &str, cause: String) {
+        let mut state = lock(&self.state);
+        self.refused_now.store(true, Ordering::Relaxed);
+        error!("kafka: {cause}");
+        state.refusing.insert(broker.to_owned(), cause.clone());
+        state.reminded.get_or_insert_with(Instant::now);
+        if !self.delivered.load(Ordering::Relaxed) && broker.ends_with("/bootstrap") {
+            state.bootstrap_refused.insert(broker.to_owned());
+            if state.cause.is_none() && state.bootstrap_refused.len() >= self.bootstrap.len() {
+                self.nothing_deliverable(&mut state, cause);
+            }
+        }
+    }
+
+    /// The cause, with what to change, if `detail` is a refusal by
+    /// `broker`: what only a refusal says, or a vague failure a probe
+    /// proves to be one.
+    fn diagnose(&self, broker: &str, detail: &str, lower: &str) -> Option<String> {
+        let address = probe::address(broker)?;
+        let refused = |why: &str| format!("{broker} refused cdrship: {why}; {}", hint(why));
+        if lower.contains("certificate verify failed") {
+            return Some(match probe::certificate(address, &self.tls) {
+                Some(why) => refused(&format!("{detail} ({why})")),
+                None => refused(detail),
+            });
+        }
+        if REFUSALS.iter().any(|r| lower.contains(r)) {
+            return Some(refused(detail));
+        }
+        // A broker that is down fails the same way: probe.
+        let vague = if broker.contains("ssl://") {
+            lower.contains("ssl handshake failed")
+        } else {
+            lower.contains("apiversion_query") || lower.contains("security.protocol")
+        };
+        if !vague {
+            return None;
+        }
+        let why = self.wrong_protocol(broker)?;
+        Some(refused(&format!("{detail} ({why})")))
+    }
+
+    /// Whether `broker`'s port speaks the other protocol (TLS where
+    /// plaintext is configured, or the other way round), probed at most
+    /// every [`PROBE_EVERY`].
+    fn wrong_protocol(&self, broker: &str) -> Option<&'static str> {
+        if !self.probe_due(broker) {
+            return None;
+        }
+        let address = probe::address(broker)?;
+        if broker.contains("ssl://") {
+            probe::speaks_plaintext_kafka(address)
+                .then_some("it answers plaintext Kafka requests: wrong version number")
+        } else {
+            probe::speaks_tls(address)
+                .then_some("it speaks TLS: connecting to a SSL listener, security.protocol")
+        }
+    }
+
+    fn probe_due(&self, broker: &str) -> bool {
+        let mut state = lock(&self.state);
+        let due = state
+            .probed
+            .get(broker)
+            .is_none_or(|at| at.elapsed() >= PROBE_EVERY);
+        if due {
+            state.probed.insert(broker.to_owned(), Instant::now());
+        }
+        due
+    }
+
+    /// A refusing broker refused again.
+    fn repeat(&self) {
+        let mut state = lock(&self.state);
+        state.repeats += 1;
+        if state.reminded.is_some_and(|at| at.elapsed() >= REMINDER) {
+            state.reminded = Some(Instant::now());
+            warn!(
+                "kafka: still refused by {} broker(s), {} attempts since: {}",
+                state.refusing.len(),
+                state.repeats,
+                state.refusing.values().next().map_or("", String::as_str)
+            );
+        }
+    }
+
+    /// Every bootstrap broker refused and nothing was delivered.
+    fn nothing_deliverable(&self, state: &mut State, cause: String) {
+        if self.keeps {
+            error!("kafka: nothing can be delivered, every bootstrap broker refuses cdrship: stopping (the lines read are kept for the next start)");
+        } else {
+            error!("kafka: nothing can be delivered, every bootstrap broker refuses cdrship: the lines read wait in memory until the input ends, then cdrship stops after --shutdown-timeout");
+        }
+        state.cause = Some(cause);
+        if self.keeps || state.input_ended {
+            self.stop.cancel();
+        }
+    }
+
+    /// A message was delivered: the cluster lets cdrship in.
+    pub fn delivered(&self) {
+        if !self.delivered.load(Ordering::Relaxed) {
+            self.delivered.store(true, Ordering::Relaxed);
+        }
+        if self.refused_now.swap(false, Ordering::Relaxed) {
+            let mut state = lock(&self.state);
+            if !state.refusing.is_empty() {
+                info!("kafka: delivering again");
+            }
+            state.refusing.clear();
+            state.repeats = 0;
+            state.reminded = None;
+        }
+    }
+
+    /// Whether some broker refuses cdrship now.
+    pub fn refused_now(&self) -> bool {
+        self.refused_now.load(Ordering::Relaxed)
+    }
+
+    /// The input ended: if nothing can be delivered, stop waiting for it.
+    pub fn input_ended(&self) {
+        let mut state = lock(&self.state);
+        state.input_ended = true;
+        if state.cause.is_some() {
+            self.stop.cancel();
+        }
+    }
+
+    /// Why nothing can be delivered, if so.
+    pub fn refusal(&self) -> Option<String> {
+        lock(&self.state).cause.clone()
+    }
+
+    /// Whether shutdown need not wait for the broker: it refuses cdrship
+    /// and every line read is kept.
+    pub fn nothing_to_wait_for(&self) -> bool {
+        self.keeps && self.refusal().is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests;

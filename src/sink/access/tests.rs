@@ -1,0 +1,68 @@
+//! Unit tests of the refusal bookkeeping (no broker, no network:
+//! the addresses refuse connections, so no probe proves anything).
+
+use super::hints::hint;
+use super::*;
+
+fn access(servers: &str, keeps: bool) -> (Access, CancellationToken) {
+    let stop = CancellationToken::new();
+    let properties = [("bootstrap.servers".to_owned(), servers.to_owned())];
+    (Access::new(&properties, keeps, stop.clone()), stop)
+}
+
+const BAD_CA: &str = "ssl://127.0.0.1:1/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed (after 3ms in state SSL_HANDSHAKE)";
+
+#[test]
+fn an_outage_is_not_a_refusal() {
+    let (a, stop) = access("127.0.0.1:1", true);
+    assert!(!a.observe("127.0.0.1:3/bootstrap: Connect to ipv4#127.0.0.1:3 failed: Connection refused (after 0ms in state CONNECT)"));
+    assert!(!a.observe("1/1 brokers are down"));
+    assert!(!a.observe("sasl_ssl://127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:9093 failed: Connection refused"));
+    assert!(!stop.is_cancelled() && a.refusal().is_none());
+}
+
+#[test]
+fn every_bootstrap_broker_refusing_stops_a_run_that_keeps_its_lines() {
+    let (a, stop) = access("127.0.0.1:1,127.0.0.1:2", true);
+    assert!(a.observe(BAD_CA));
+    assert!(a.observe(BAD_CA), "a repeat");
+    assert!(!stop.is_cancelled(), "b has not refused yet");
+    assert!(a.observe(&BAD_CA.replace("127.0.0.1:1", "127.0.0.1:2")));
+    assert!(stop.is_cancelled());
+    let cause = a.refusal().unwrap();
+    assert!(cause.contains("ssl.ca.location"), "{cause}");
+    assert!(a.nothing_to_wait_for());
+}
+
+#[test]
+fn without_a_keeper_the_run_stops_at_the_end_of_input() {
+    let (a, stop) = access("127.0.0.1:1", false);
+    a.observe(BAD_CA);
+    assert!(a.refusal().is_some() && !stop.is_cancelled());
+    assert!(!a.nothing_to_wait_for());
+    a.input_ended();
+    assert!(stop.is_cancelled());
+}
+
+#[test]
+fn a_cluster_that_delivered_once_is_retried() {
+    let (a, stop) = access("127.0.0.1:1", true);
+    a.delivered();
+    a.observe(BAD_CA);
+    assert!(a.refused_now() && a.refusal().is_none() && !stop.is_cancelled());
+    a.delivered();
+    assert!(!a.refused_now());
+}
+
+#[test]
+fn hints_name_what_to_change() {
+    for (detail, wanted) in [
+        ("SSL handshake failed: certificate verify failed: Hostname mismatch", "does not name"),
+        ("SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512", "sasl.password"),
+        ("Disconnected while requesting ApiVersion: might be caused by incorrect security.protocol configuration (connecting to a SSL listener?)", "security.protocol to ssl"),
+        ("SSL handshake failed: error:0A00010B:SSL routines::wrong version number", "does not speak TLS"),
+        ("Failed to initialize SASL authentication: SASL handshake failed (start (-4)): SASL(-4): no mechanism available: No worthy mechs found (GSSAPI)", "keytab"),
+    ] {
+        assert!(hint(detail).contains(wanted), "{detail}: {}", hint(detail));
+    }
+}

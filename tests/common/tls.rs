@@ -1,0 +1,123 @@
+//! TLS endpoints for tests: certificates made with the `openssl` command
+//! (a CA, a CA nobody trusts, a certificate for `localhost` and one for
+//! another name, all signed by the first) and a server that completes TLS
+//! handshakes on a port (and speaks no Kafka after them).
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+
+/// The certificates, in a temporary directory.
+pub struct Certs {
+    dir: tempfile::TempDir,
+}
+
+/// Run `openssl` with the words of `command` in `dir`.
+fn openssl(dir: &std::path::Path, command: &str) {
+    let out = Command::new("openssl")
+        .args(command.split_whitespace())
+        .current_dir(dir)
+        .output()
+        .expect("running openssl (Debian package openssl)");
+    assert!(out.status.success(), "openssl {command}: {out:?}");
+}
+
+impl Certs {
+    /// `ca.pem`, `other-ca.pem`, `localhost.pem`/`.key`,
+    /// `elsewhere.pem`/`.key` (for `broker.example.com`) and
+    /// `expired.pem`/`.key` (for `localhost`, expired yesterday).
+    pub fn new() -> Certs {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for ca in ["ca", "other-ca"] {
+            openssl(d, &format!("req -x509 -newkey rsa:2048 -nodes -keyout {ca}.key -out {ca}.pem -days 2 -subj /CN={ca}"));
+        }
+        for (name, host, days) in [
+            ("localhost", "localhost", 2),
+            ("elsewhere", "broker.example.com", 2),
+            ("expired", "localhost", -1),
+        ] {
+            std::fs::write(
+                d.join(format!("{name}.ext")),
+                format!("subjectAltName=DNS:{host}\n"),
+            )
+            .unwrap();
+            openssl(d, &format!("req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr -subj /CN={host}"));
+            openssl(d, &format!("x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out {name}.pem -days {days} -extfile {name}.ext"));
+        }
+        Certs { dir }
+    }
+
+    /// The path of one of the files.
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_owned()
+    }
+}
+
+/// A port where nothing listens yet, and later a TLS server on it.
+pub struct TlsPort {
+    /// `localhost:PORT`.
+    pub servers: String,
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl TlsPort {
+    /// A free port, not listening yet.
+    pub fn reserve() -> TlsPort {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        TlsPort {
+            servers: format!("localhost:{port}"),
+            port,
+            stop: Arc::default(),
+        }
+    }
+
+    /// Serve TLS with the certificate `name` (`localhost`, `elsewhere`):
+    /// each connection gets a handshake, then is read until it closes.
+    pub fn serve(&mut self, certs: &Certs, name: &str) {
+        let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+        acceptor
+            .set_certificate_chain_file(certs.path(&format!("{name}.pem")))
+            .unwrap();
+        acceptor
+            .set_private_key_file(certs.path(&format!("{name}.key")), SslFiletype::PEM)
+            .unwrap();
+        let acceptor = Arc::new(acceptor.build());
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("the reserved port");
+        let stop = self.stop.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                let acceptor = acceptor.clone();
+                std::thread::spawn(move || {
+                    if let Ok(mut tls) = acceptor.accept(stream) {
+                        let _ = std::io::copy(&mut tls, &mut std::io::sink());
+                    }
+                });
+            }
+        });
+    }
+
+    /// A port serving TLS with the certificate `name` from the start.
+    pub fn start(certs: &Certs, name: &str) -> TlsPort {
+        let mut port = TlsPort::reserve();
+        port.serve(certs, name);
+        port
+    }
+}
+
+impl Drop for TlsPort {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop so it sees `stop`.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
