@@ -278,3 +278,42 @@ fn an_expired_certificate_is_named() {
         refused[0]
     );
 }
+
+/// SASL against a listener without it (the mock has none): named, with
+/// the property to change, and the password appears nowhere.
+#[test]
+fn sasl_against_a_listener_without_it_is_named() {
+    let broker = Broker::start();
+    let Some(_) = broker.mock() else { return };
+    let args = [
+        "-t",
+        "t",
+        "--shutdown-timeout",
+        "1",
+        "-X",
+        "security.protocol=sasl_plaintext",
+        "-X",
+        "sasl.mechanism=PLAIN",
+        "-X",
+        "sasl.username=cdrship",
+        "-X",
+        "sasl.password=hunter2",
+    ];
+    let mut run = cdrship(&broker, &args);
+    run.feed(b"a cdr\n");
+    run.close_stdin();
+    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
+    let refused = refusals(&run);
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert!(
+        refused[0].contains("SASL Handshake not supported by broker"),
+        "{}",
+        refused[0]
+    );
+    assert!(
+        refused[0].contains("this listener has no SASL"),
+        "{}",
+        refused[0]
+    );
+    assert!(!run.log().contains("hunter2"), "{}", run.log());
+}

@@ -31,6 +31,7 @@ const HINTS: &[(&str, &str)] = &[
     ("connecting to a ssl listener", "the port expects TLS: set security.protocol to ssl or sasl_ssl"),
     ("unsupported sasl mechanism", "set sasl.mechanism to one the broker offers"),
     ("mechanism handshake failed", "set sasl.mechanism to one the broker offers"),
+    ("handshake not supported by broker", "this listener has no SASL: connect to the broker's SASL listener, or set security.protocol to plaintext or ssl"),
     ("kerberos", "check sasl.kerberos.keytab and sasl.kerberos.principal, and that a KDC for the realm is reachable (/etc/krb5.conf)"),
     ("gssapi", "check sasl.kerberos.keytab and sasl.kerberos.principal, and that a KDC for the realm is reachable (/etc/krb5.conf)"),
     ("sasl", "check sasl.mechanism, sasl.username and sasl.password (the broker must know the user for that mechanism)"),
