@@ -52,7 +52,8 @@ use schedule::Mode;
 /// Seeds run by `cargo test`: file and stream schedules, a few seconds each.
 const CI_SEEDS: &[u64] = &[1, 2, 3, 4, 5, 6, 7, 8];
 
-/// Lines the writers add in the background per topic partition, at most.
+/// Lines the writers add in the background per topic partition before
+/// they slow to a trickle.
 /// The mock keeps ~5 MB per partition and drops its oldest messages
 /// beyond that; a file line with its id header takes ~110 bytes there,
 /// and replays after a SIGKILL add to it. [`runner::overflowed`] checks.

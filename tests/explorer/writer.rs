@@ -37,13 +37,13 @@ pub struct Desk {
     reopen_in: Option<u32>,
     /// The unwritten rest of a half-written line.
     rest: Option<(u64, Vec<u8>)>,
-    /// Lines the background batches write at most.
+    /// Lines the background batches write before they slow to a trickle.
     budget: u64,
 }
 
 impl Desk {
-    /// A desk for `path` with nothing written; background batches stop
-    /// at `budget` lines (steps still write theirs).
+    /// A desk for `path` with nothing written; background batches slow
+    /// to a trickle at `budget` lines (steps still write theirs).
     pub fn new(path: PathBuf, plan: WriterPlan, budget: u64) -> Desk {
         Desk {
             path,
@@ -110,10 +110,11 @@ impl Desk {
             Some(n) => self.reopen_in = Some(n - 1),
             None => {}
         }
-        if self.oracle.written() >= self.budget {
-            return;
-        }
-        let count = if self.plan.bursts && rng.chance(3) {
+        // Over budget, a trickle (~25 lines/s): a step still needs a line
+        // in the file at the path to know cdrship reached it.
+        let count = if self.oracle.written() >= self.budget {
+            u64::from(rng.chance(5))
+        } else if self.plan.bursts && rng.chance(3) {
             rng.range(100, 400)
         } else {
             rng.range(1, 5)
