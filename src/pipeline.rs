@@ -173,7 +173,10 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         tokio::select! {
             result = &mut source => result,
             () = &mut grace => {
-                warn!("shutdown timeout: giving up on lines still waiting for the producer queue");
+                warn!(
+                    "{}: giving up on lines still waiting for the producer queue",
+                    why_stopped(&access)
+                );
                 timed_out = true;
                 abort.cancel();
                 source.await
@@ -200,7 +203,8 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
                 spool.dir().display()
             ),
             None => warn!(
-                "shutdown timeout: {} lines still unacknowledged; purging them",
+                "{}: {} lines still unacknowledged; purging them",
+                why_stopped(&access),
                 tracker.pending()
             ),
         }
@@ -276,6 +280,16 @@ async fn commit_spool(spool: Arc<Spool>, tracker: Arc<Tracker>, done: Cancellati
             }
             () = done.cancelled() => return,
         }
+    }
+}
+
+/// Why the wait for deliveries ended early: the shutdown timeout, or
+/// nothing to wait for ([`grace_period`]).
+fn why_stopped(access: &Access) -> &'static str {
+    if access.nothing_to_wait_for() {
+        "the cluster refuses cdrship"
+    } else {
+        "shutdown timeout"
     }
 }
 

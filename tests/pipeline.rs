@@ -320,3 +320,39 @@ fn a_terminal_shows_progress_a_pipe_does_not() {
     piped.feed_all(numbered("q", 0..10).as_bytes());
     assert!(!piped.log().contains('%'), "{}", piped.log());
 }
+
+/// librdkafka reports "all brokers down" at every re-bootstrap cycle of an
+/// outage, dozens of times a second: cdrship says it once, and says when
+/// deliveries resume.
+#[test]
+fn a_broker_outage_is_said_once_and_so_is_its_end() {
+    let broker = Broker::start();
+    if broker.mock().is_none() {
+        return;
+    }
+    let topic = broker.topic("outage-said-once", 1);
+    let mut run = cdrship(&broker, &["-t", &topic]);
+    let reader = broker.reader(&topic);
+    run.feed(numbered("before", 0..10).as_bytes());
+    let mut got = reader.read(10);
+    assert!(broker.outage(std::time::Duration::from_secs(3)));
+    run.feed(numbered("after", 0..10).as_bytes());
+    reader.read_more(&mut got, 20);
+    run.stop();
+    let log = run.log();
+    let said = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(said("warning: kafka: every broker is down"), 1, "{log}");
+    assert_eq!(said("AllBrokersDown"), 0, "{log}");
+    // Each broker's failure to connect is no news once the outage is said.
+    let failures = log
+        .lines()
+        .skip_while(|l| !l.contains("every broker is down"));
+    assert_eq!(
+        failures
+            .filter(|l| l.contains("Connection refused"))
+            .count(),
+        0,
+        "{log}"
+    );
+    assert_eq!(said("delivering again"), 1, "{log}");
+}

@@ -317,3 +317,34 @@ fn sasl_against_a_listener_without_it_is_named() {
     );
     assert!(!run.log().contains("hunter2"), "{}", run.log());
 }
+
+/// mTLS: a broker that requires a client certificate, and cdrship has
+/// none: named, with the properties to set.
+#[test]
+fn a_missing_client_certificate_is_named() {
+    let certs = Certs::new();
+    let mut port = TlsPort::reserve().verifying_clients();
+    port.serve(&certs, "localhost");
+    let ca = format!("ssl.ca.location={}", certs.path("ca.pem"));
+    let args = [
+        "-t",
+        "t",
+        "-X",
+        "security.protocol=ssl",
+        "-X",
+        &ca,
+        "--shutdown-timeout",
+        "1",
+    ];
+    let mut run = cdrship_at(&port.servers, &args);
+    run.feed(b"a cdr\n");
+    run.close_stdin();
+    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
+    let refused = refusals(&run);
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert!(
+        refused[0].contains("set ssl.certificate.location and ssl.key.location"),
+        "{}",
+        refused[0]
+    );
+}

@@ -10,8 +10,8 @@ use std::time::Duration;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::error::RDKafkaErrorCode::{
-    AllBrokersDown, PurgeInflight, PurgeQueue, TopicAuthorizationFailed, UnknownTopic,
-    UnknownTopicOrPartition,
+    AllBrokersDown, BrokerTransportFailure, PurgeInflight, PurgeQueue, TopicAuthorizationFailed,
+    UnknownTopic, UnknownTopicOrPartition,
 };
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -44,12 +44,14 @@ impl ClientContext for DeliveryContext {
         if self.access.observe(reason) {
             return;
         }
+        if self.access.credential_error(reason) {
+            return debug!("kafka: {error}: {reason}");
+        }
         if matches!(error, KafkaError::Global(AllBrokersDown)) {
-            self.access.all_down();
-            // Said once per refusal already, not at every attempt.
-            if self.access.refused_now() {
-                return debug!("kafka: {error}: {reason}");
-            }
+            return self.access.all_down(reason);
+        }
+        if matches!(error, KafkaError::Global(BrokerTransportFailure)) && self.access.outage() {
+            return debug!("kafka: {error}: {reason}");
         }
         warn!("kafka: {error}: {reason}");
     }
@@ -61,7 +63,9 @@ impl ClientContext for DeliveryContext {
     /// librdkafka's own log (`-X debug=...` shows up with `-v`).
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         // A refusal comes through `error` too, where it is said once.
-        if facility == "FAIL" && self.access.observe(message) {
+        if (facility == "FAIL" && (self.access.observe(message) || self.access.outage()))
+            || self.access.credential(facility, message)
+        {
             return debug!("kafka: {facility}: {message}");
         }
         match level {

@@ -27,6 +27,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Produc
 use rdkafka::{Offset, TopicPartitionList};
 
 pub mod collector;
+pub mod secured;
 pub mod tls;
 
 /// How long any single wait in a test may take before it fails.
@@ -203,7 +204,16 @@ impl Reader {
     /// A consumer of `topic` on `servers` from its beginning, all
     /// partitions; `None` if the broker cannot be reached.
     pub fn try_new(servers: &str, topic: &str) -> Option<Reader> {
-        let consumer: BaseConsumer = ClientConfig::new()
+        Reader::try_with(servers, topic, &[])
+    }
+
+    /// The same with librdkafka `properties` (TLS, SASL) on top.
+    pub fn try_with(servers: &str, topic: &str, properties: &[(&str, &str)]) -> Option<Reader> {
+        let mut config = ClientConfig::new();
+        for (key, value) in properties {
+            config.set(*key, *value);
+        }
+        let consumer: BaseConsumer = config
             .set("bootstrap.servers", servers)
             .set("group.id", format!("test-{topic}"))
             .set("enable.auto.commit", "false")

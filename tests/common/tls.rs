@@ -1,14 +1,15 @@
 //! TLS endpoints for tests: certificates made with the `openssl` command
 //! (a CA, a CA nobody trusts, a certificate for `localhost` and one for
-//! another name, all signed by the first) and a server that completes TLS
-//! handshakes on a port (and speaks no Kafka after them).
+//! another name, a client certificate, all signed by the first) and a
+//! server that completes TLS handshakes on a port (and speaks no Kafka
+//! after them), optionally requiring a client certificate.
 
 use std::net::TcpListener;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
 
 /// The certificates, in a temporary directory.
 pub struct Certs {
@@ -28,7 +29,8 @@ fn openssl(dir: &std::path::Path, command: &str) {
 impl Certs {
     /// `ca.pem`, `other-ca.pem`, `localhost.pem`/`.key`,
     /// `elsewhere.pem`/`.key` (for `broker.example.com`) and
-    /// `expired.pem`/`.key` (for `localhost`, expired yesterday).
+    /// `expired.pem`/`.key` (for `localhost`, expired yesterday) and
+    /// `client.pem`/`.key` (cdrship's own, for mTLS).
     pub fn new() -> Certs {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -39,6 +41,7 @@ impl Certs {
             ("localhost", "localhost", 2),
             ("elsewhere", "broker.example.com", 2),
             ("expired", "localhost", -1),
+            ("client", "cdrship", 2),
         ] {
             std::fs::write(
                 d.join(format!("{name}.ext")),
@@ -63,6 +66,7 @@ pub struct TlsPort {
     pub servers: String,
     port: u16,
     stop: Arc<AtomicBool>,
+    verify_clients: bool,
 }
 
 impl TlsPort {
@@ -74,7 +78,15 @@ impl TlsPort {
             servers: format!("localhost:{port}"),
             port,
             stop: Arc::default(),
+            verify_clients: false,
         }
+    }
+
+    /// Make [`serve`](Self::serve) require a client certificate signed
+    /// by `ca.pem` (mTLS).
+    pub fn verifying_clients(mut self) -> TlsPort {
+        self.verify_clients = true;
+        self
     }
 
     /// Serve TLS with the certificate `name` (`localhost`, `elsewhere`):
@@ -87,6 +99,10 @@ impl TlsPort {
         acceptor
             .set_private_key_file(certs.path(&format!("{name}.key")), SslFiletype::PEM)
             .unwrap();
+        if self.verify_clients {
+            acceptor.set_ca_file(certs.path("ca.pem")).unwrap();
+            acceptor.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+        }
         let acceptor = Arc::new(acceptor.build());
         let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("the reserved port");
         let stop = self.stop.clone();

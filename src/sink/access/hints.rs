@@ -32,6 +32,7 @@ const HINTS: &[(&str, &str)] = &[
     ("unsupported sasl mechanism", "set sasl.mechanism to one the broker offers"),
     ("mechanism handshake failed", "set sasl.mechanism to one the broker offers"),
     ("handshake not supported by broker", "this listener has no SASL: connect to the broker's SASL listener, or set security.protocol to plaintext or ssl"),
+    ("no worthy mechs", "the Cyrus SASL plugin for this mechanism is not installed: for GSSAPI install libsasl2-modules-gssapi-mit (Debian)"),
     ("kerberos", "check sasl.kerberos.keytab and sasl.kerberos.principal, and that a KDC for the realm is reachable (/etc/krb5.conf)"),
     ("gssapi", "check sasl.kerberos.keytab and sasl.kerberos.principal, and that a KDC for the realm is reachable (/etc/krb5.conf)"),
     ("sasl", "check sasl.mechanism, sasl.username and sasl.password (the broker must know the user for that mechanism)"),

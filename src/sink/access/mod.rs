@@ -12,6 +12,10 @@
 //! and at the end of input otherwise (lines from a pipe or socket wait
 //! in memory meanwhile, in case the cluster's side is fixed). The cause
 //! becomes the run's error, so the exit status is not 0.
+//!
+//! Credentials cdrship gets before any broker sees them (a Kerberos
+//! ticket, an OAuth token) are said here too, and an outage of every
+//! broker is said once, not at each of librdkafka's reports.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,15 +26,23 @@ use tokio_util::sync::CancellationToken;
 
 use super::probe::{self, Tls};
 use crate::sync::lock;
-use hints::{hint, REFUSALS, REPEATS};
+use credentials::Credential;
+use hints::{hint, REPEATS};
+use lasting::Lasting;
 
+mod credentials;
+mod diagnose;
 mod hints;
+mod lasting;
 
 /// How often a refusal that lasts is logged again.
 const REMINDER: Duration = Duration::from_secs(60);
 
 /// How often a broker's vague failure is probed.
 const PROBE_EVERY: Duration = Duration::from_secs(10);
+
+/// The refuser of a credential every broker needs (the OAuth token).
+const EVERYWHERE: &str = "every broker";
 
 /// The cluster's refusals of this run's connections.
 pub struct Access {
@@ -45,6 +57,10 @@ pub struct Access {
     delivered: AtomicBool,
     refused_now: AtomicBool,
     state: Mutex<State>,
+    /// Every broker down.
+    outage: Lasting,
+    /// A credential not obtained this time (kinit, the token endpoint).
+    credential: Lasting,
 }
 
 #[derive(Default)]
@@ -103,6 +119,8 @@ impl Access {
             delivered: AtomicBool::new(false),
             refused_now: AtomicBool::new(false),
             state: Mutex::default(),
+            outage: Lasting::default(),
+            credential: Lasting::default(),
         }
     }
 
@@ -132,22 +150,49 @@ impl Access {
         true
     }
 
-    /// librdkafka found every broker down. It does not always say why, so
-    /// the bootstrap brokers are probed (now and then) for a port that
-    /// speaks the other protocol.
-    pub fn all_down(&self) {
-        if self.delivered.load(Ordering::Relaxed) {
-            return;
-        }
-        for broker in &self.bootstrap {
-            if lock(&self.state).refusing.contains_key(broker) {
-                continue;
+    /// librdkafka found every broker down (`reason`). It does not always
+    /// say why, so the bootstrap brokers are probed (now and then) for a
+    /// port that speaks the other protocol; if none refuses, it is an
+    /// outage, said once.
+    pub fn all_down(&self, reason: &str) {
+        if !self.delivered.load(Ordering::Relaxed) {
+            for broker in &self.bootstrap {
+                if lock(&self.state).refusing.contains_key(broker) {
+                    continue;
+                }
+                if let Some(why) = self.wrong_protocol(broker) {
+                    let cause = format!("{broker} refused cdrship: {why}; {}", hint(why));
+                    self.refuse(broker, cause);
+                }
             }
-            if let Some(why) = self.wrong_protocol(broker) {
-                let cause = format!("{broker} refused cdrship: {why}; {}", hint(why));
-                self.refuse(broker, cause);
-            }
         }
+        if self.refused_now() {
+            return debug!("kafka: {reason}");
+        }
+        let what = format!(
+            "every broker is down ({reason}): the lines wait, and are sent when one is back"
+        );
+        self.outage.report(what, REMINDER);
+    }
+
+    /// librdkafka's log line about a credential (a failed `kinit`, no
+    /// OAuth token), said in cdrship's words; whether it was one.
+    pub fn credential(&self, facility: &str, message: &str) -> bool {
+        match credentials::failure(facility, message) {
+            None => return false,
+            Some(Credential::Refused(_)) if lock(&self.state).refusing.contains_key(EVERYWHERE) => {
+                self.repeat()
+            }
+            Some(Credential::Refused(cause)) => self.refuse(EVERYWHERE, cause),
+            Some(Credential::Missing(what)) => self.credential.report(what, REMINDER),
+        }
+        true
+    }
+
+    /// Whether librdkafka's error `reason` repeats what
+    /// [`credential`](Self::credential) said from its log line.
+    pub fn credential_error(&self, reason: &str) -> bool {
+        credentials::already_said(reason)
     }
 
     /// Log and count a refusal by `broker`; stop if nothing can be delivered.
@@ -157,69 +202,15 @@ impl Access {
         error!("kafka: {cause}");
         state.refusing.insert(broker.to_owned(), cause.clone());
         state.reminded.get_or_insert_with(Instant::now);
-        if !self.delivered.load(Ordering::Relaxed) && broker.ends_with("/bootstrap") {
+        if self.delivered.load(Ordering::Relaxed) || state.cause.is_some() {
+            return;
+        }
+        if broker.ends_with("/bootstrap") {
             state.bootstrap_refused.insert(broker.to_owned());
-            if state.cause.is_none() && state.bootstrap_refused.len() >= self.bootstrap.len() {
-                self.nothing_deliverable(&mut state, cause);
-            }
         }
-    }
-
-    /// The cause, with what to change, if `detail` is a refusal by
-    /// `broker`: what only a refusal says, or a vague failure a probe
-    /// proves to be one.
-    fn diagnose(&self, broker: &str, detail: &str, lower: &str) -> Option<String> {
-        let address = probe::address(broker)?;
-        let refused = |why: &str| format!("{broker} refused cdrship: {why}; {}", hint(why));
-        if lower.contains("certificate verify failed") {
-            return Some(match probe::certificate(address, &self.tls) {
-                Some(why) => refused(&format!("{detail} ({why})")),
-                None => refused(detail),
-            });
+        if broker == EVERYWHERE || state.bootstrap_refused.len() >= self.bootstrap.len() {
+            self.nothing_deliverable(&mut state, cause);
         }
-        if REFUSALS.iter().any(|r| lower.contains(r)) {
-            return Some(refused(detail));
-        }
-        // A broker that is down fails the same way: probe.
-        let vague = if broker.contains("ssl://") {
-            lower.contains("ssl handshake failed")
-        } else {
-            lower.contains("apiversion_query") || lower.contains("security.protocol")
-        };
-        if !vague {
-            return None;
-        }
-        let why = self.wrong_protocol(broker)?;
-        Some(refused(&format!("{detail} ({why})")))
-    }
-
-    /// Whether `broker`'s port speaks the other protocol (TLS where
-    /// plaintext is configured, or the other way round), probed at most
-    /// every [`PROBE_EVERY`].
-    fn wrong_protocol(&self, broker: &str) -> Option<&'static str> {
-        if !self.probe_due(broker) {
-            return None;
-        }
-        let address = probe::address(broker)?;
-        if broker.contains("ssl://") {
-            probe::speaks_plaintext_kafka(address)
-                .then_some("it answers plaintext Kafka requests: wrong version number")
-        } else {
-            probe::speaks_tls(address)
-                .then_some("it speaks TLS: connecting to a SSL listener, security.protocol")
-        }
-    }
-
-    fn probe_due(&self, broker: &str) -> bool {
-        let mut state = lock(&self.state);
-        let due = state
-            .probed
-            .get(broker)
-            .is_none_or(|at| at.elapsed() >= PROBE_EVERY);
-        if due {
-            state.probed.insert(broker.to_owned(), Instant::now());
-        }
-        due
     }
 
     /// A refusing broker refused again.
@@ -240,9 +231,9 @@ impl Access {
     /// Every bootstrap broker refused and nothing was delivered.
     fn nothing_deliverable(&self, state: &mut State, cause: String) {
         if self.keeps {
-            error!("kafka: nothing can be delivered, every bootstrap broker refuses cdrship: stopping (the lines read are kept for the next start)");
+            error!("kafka: nothing can be delivered while the cluster refuses cdrship: stopping (the lines read are kept for the next start)");
         } else {
-            error!("kafka: nothing can be delivered, every bootstrap broker refuses cdrship: the lines read wait in memory until the input ends, then cdrship stops after --shutdown-timeout");
+            error!("kafka: nothing can be delivered while the cluster refuses cdrship: the lines read wait in memory until the input ends, then cdrship stops after --shutdown-timeout");
         }
         state.cause = Some(cause);
         if self.keeps || state.input_ended {
@@ -255,6 +246,8 @@ impl Access {
         if !self.delivered.load(Ordering::Relaxed) {
             self.delivered.store(true, Ordering::Relaxed);
         }
+        self.outage.over();
+        self.credential.over();
         if self.refused_now.swap(false, Ordering::Relaxed) {
             let mut state = lock(&self.state);
             if !state.refusing.is_empty() {
@@ -264,6 +257,12 @@ impl Access {
             state.repeats = 0;
             state.reminded = None;
         }
+    }
+
+    /// Whether every broker is down now (an outage said already, so a
+    /// broker's failure to connect is no news).
+    pub fn outage(&self) -> bool {
+        self.outage.lasts()
     }
 
     /// Whether some broker refuses cdrship now.

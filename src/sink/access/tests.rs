@@ -61,7 +61,7 @@ fn hints_name_what_to_change() {
         ("SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512", "sasl.password"),
         ("Disconnected while requesting ApiVersion: might be caused by incorrect security.protocol configuration (connecting to a SSL listener?)", "security.protocol to ssl"),
         ("SSL handshake failed: error:0A00010B:SSL routines::wrong version number", "does not speak TLS"),
-        ("Failed to initialize SASL authentication: SASL handshake failed (start (-4)): SASL(-4): no mechanism available: No worthy mechs found (GSSAPI)", "keytab"),
+        ("Failed to initialize SASL authentication: SASL handshake failed (start (-4)): SASL(-4): no mechanism available: No worthy mechs found (GSSAPI)", "libsasl2-modules-gssapi-mit"),
     ] {
         assert!(hint(detail).contains(wanted), "{detail}: {}", hint(detail));
     }
