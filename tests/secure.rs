@@ -15,15 +15,6 @@ use common::{
     cdrship, cdrship_at, numbered, texts, wait_until, Broker, Cdrship, Expected, Followed,
 };
 
-/// The log lines that say a broker refused cdrship (the summary aside).
-fn refusals(run: &Cdrship) -> Vec<String> {
-    run.log()
-        .lines()
-        .filter(|l| l.contains("refused cdrship") && !l.contains("not delivered"))
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Wait until `run` has read `n` lines from `source` (it needs
 /// `--metrics 127.0.0.1:0`).
 fn wait_read(run: &Cdrship, source: &str, n: u64) {
@@ -127,15 +118,13 @@ fn a_wrong_ca_stops_a_follower_and_loses_nothing() {
     // The lines are read while nothing listens (an outage, not a refusal).
     wait_read(&run, "file", 20);
     port.serve(&certs, "localhost");
-    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
-    let refused = refusals(&run);
-    assert_eq!(refused.len(), 1, "{refused:#?}");
+    let refused = run.the_refusal();
     for needle in [
         &format!("ssl://{}/bootstrap refused cdrship", port.servers),
         "unable to get local issuer certificate",
         "set ssl.ca.location",
     ] {
-        assert!(refused[0].contains(needle), "{needle}: {}", refused[0]);
+        assert!(refused.contains(needle), "{needle}: {}", refused);
     }
     assert!(
         run.log()
@@ -176,13 +165,11 @@ fn a_certificate_for_another_name_is_named_and_the_spool_keeps_the_lines() {
     run.feed(lines.as_bytes());
     wait_read(&run, "stdin", 10);
     port.serve(&certs, "elsewhere");
-    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
-    let refused = refusals(&run);
-    assert_eq!(refused.len(), 1, "{refused:#?}");
+    let refused = run.the_refusal();
     assert!(
-        refused[0].contains("hostname mismatch: it names broker.example.com, not localhost"),
+        refused.contains("hostname mismatch: it names broker.example.com, not localhost"),
         "{}",
-        refused[0]
+        refused
     );
     assert!(
         run.log()
@@ -206,14 +193,12 @@ fn plaintext_to_a_tls_port_is_named_and_the_loss_is_reported() {
     let mut run = cdrship_at(&port.servers, &["-t", "t", "--shutdown-timeout", "1"]);
     run.feed(numbered("cdr", 0..5).as_bytes());
     run.close_stdin();
-    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
-    let refused = refusals(&run);
-    assert_eq!(refused.len(), 1, "{refused:#?}");
-    assert!(refused[0].contains("it speaks TLS"), "{}", refused[0]);
+    let refused = run.the_refusal();
+    assert!(refused.contains("it speaks TLS"), "{}", refused);
     assert!(
-        refused[0].contains("set security.protocol to ssl"),
+        refused.contains("set security.protocol to ssl"),
         "{}",
-        refused[0]
+        refused
     );
     assert!(
         run.log().contains("5 of 5 lines not delivered and lost"),
@@ -240,21 +225,17 @@ fn tls_to_a_plaintext_broker_is_named() {
     );
     run.feed(b"a cdr\n");
     run.close_stdin();
-    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
-    let refused = refusals(&run);
-    assert_eq!(refused.len(), 1, "{refused:#?}");
+    let refused = run.the_refusal();
     assert!(
-        refused[0].contains("answers plaintext Kafka requests"),
+        refused.contains("answers plaintext Kafka requests"),
         "{}",
-        refused[0]
+        refused
     );
 }
 
-/// An expired certificate is named as such.
-#[test]
-fn an_expired_certificate_is_named() {
-    let certs = Certs::new();
-    let port = TlsPort::start(&certs, "expired");
+/// Ship one line over TLS (verified against `ca.pem`) to `port`; the
+/// refusal line.
+fn one_line_over_tls(port: &TlsPort, certs: &Certs) -> String {
     let ca = format!("ssl.ca.location={}", certs.path("ca.pem"));
     let args = [
         "-t",
@@ -269,14 +250,16 @@ fn an_expired_certificate_is_named() {
     let mut run = cdrship_at(&port.servers, &args);
     run.feed(b"a cdr\n");
     run.close_stdin();
-    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
-    let refused = refusals(&run);
-    assert_eq!(refused.len(), 1, "{refused:#?}");
-    assert!(
-        refused[0].contains("(certificate has expired)"),
-        "{}",
-        refused[0]
-    );
+    run.the_refusal()
+}
+
+/// An expired certificate is named as such.
+#[test]
+fn an_expired_certificate_is_named() {
+    let certs = Certs::new();
+    let port = TlsPort::start(&certs, "expired");
+    let refused = one_line_over_tls(&port, &certs);
+    assert!(refused.contains("(certificate has expired)"), "{}", refused);
 }
 
 /// SASL against a listener without it (the mock has none): named, with
@@ -302,19 +285,13 @@ fn sasl_against_a_listener_without_it_is_named() {
     let mut run = cdrship(&broker, &args);
     run.feed(b"a cdr\n");
     run.close_stdin();
-    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
-    let refused = refusals(&run);
-    assert_eq!(refused.len(), 1, "{refused:#?}");
+    let refused = run.the_refusal();
     assert!(
-        refused[0].contains("SASL Handshake not supported by broker"),
+        refused.contains("SASL Handshake not supported by broker"),
         "{}",
-        refused[0]
+        refused
     );
-    assert!(
-        refused[0].contains("this listener has no SASL"),
-        "{}",
-        refused[0]
-    );
+    assert!(refused.contains("this listener has no SASL"), "{}", refused);
     assert!(!run.log().contains("hunter2"), "{}", run.log());
 }
 
@@ -325,26 +302,26 @@ fn a_missing_client_certificate_is_named() {
     let certs = Certs::new();
     let mut port = TlsPort::reserve().verifying_clients();
     port.serve(&certs, "localhost");
-    let ca = format!("ssl.ca.location={}", certs.path("ca.pem"));
-    let args = [
-        "-t",
-        "t",
-        "-X",
-        "security.protocol=ssl",
-        "-X",
-        &ca,
-        "--shutdown-timeout",
-        "1",
-    ];
-    let mut run = cdrship_at(&port.servers, &args);
-    run.feed(b"a cdr\n");
-    run.close_stdin();
-    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
-    let refused = refusals(&run);
-    assert_eq!(refused.len(), 1, "{refused:#?}");
+    let refused = one_line_over_tls(&port, &certs);
     assert!(
-        refused[0].contains("set ssl.certificate.location and ssl.key.location"),
+        refused.contains("set ssl.certificate.location and ssl.key.location"),
         "{}",
-        refused[0]
+        refused
     );
+}
+
+/// A misspelled or invalid property is named, its value is not: the
+/// value of a misspelled `sasl.password` is the password.
+#[test]
+fn a_bad_property_is_named_without_its_value() {
+    let broker = Broker::start();
+    for property in ["sasl.pasword=hunter2", "security.protocol=hunter2"] {
+        let mut run = cdrship(&broker, &["-t", "t", "-X", property]);
+        run.close_stdin();
+        assert!(!run.wait().success(), "{}", run.log());
+        let log = run.log();
+        let key = property.split_once('=').unwrap().0;
+        assert!(log.contains(&format!("property {key}: ")), "{log}");
+        assert!(!log.contains("hunter2"), "{log}");
+    }
 }

@@ -40,18 +40,6 @@ fn properties(props: &std::path::Path, pairs: &[(&str, &str)]) {
     std::fs::set_permissions(props, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-/// The one refusal line of a run that exited 1.
-fn the_refusal(run: &mut Cdrship) -> String {
-    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
-    let log = run.log();
-    let refused: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("refused cdrship") && !l.contains("not delivered"))
-        .collect();
-    assert_eq!(refused.len(), 1, "{refused:#?}");
-    refused[0].to_owned()
-}
-
 /// Follow a file until `expected` lines are in the topic, read back with
 /// `client` properties; then nothing more arrives.
 fn ships_all(
@@ -97,7 +85,7 @@ fn scram_over_tls_refuses_a_wrong_password_and_ships_with_the_right_one() {
     properties(&props, &wrong);
 
     let mut run = follower(&cluster.servers, dir.path(), &props);
-    let refusal = the_refusal(&mut run);
+    let refusal = run.the_refusal();
     assert!(
         refusal.contains("check sasl.mechanism, sasl.username and sasl.password"),
         "{refusal}"
@@ -133,7 +121,7 @@ fn mtls_names_a_missing_client_certificate_and_ships_with_one() {
     ];
     properties(&props, &client);
 
-    let refusal = the_refusal(&mut follower(&cluster.servers, dir.path(), &props));
+    let refusal = follower(&cluster.servers, dir.path(), &props).the_refusal();
     assert!(
         refusal.contains("set ssl.certificate.location and ssl.key.location"),
         "{refusal}"

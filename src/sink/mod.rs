@@ -30,6 +30,7 @@ mod access;
 mod batch;
 mod context;
 mod probe;
+mod redact;
 mod refused;
 
 use refused::Refused;
@@ -163,6 +164,7 @@ impl Sink {
         };
         let producer: ThreadedProducer<DeliveryContext> = config
             .create_with_context(context)
+            .map_err(redact::config_error)
             .context("creating the Kafka producer")?;
         // SAFETY: the handle is dropped before the producer (field order).
         let main = unsafe { Topic::new(producer.client().native_ptr(), &topic)? };

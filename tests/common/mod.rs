@@ -423,6 +423,19 @@ pub fn spawn(mut command: Command) -> Cdrship {
 }
 
 impl Cdrship {
+    /// Wait for an exit with status 1 and return the one line that says
+    /// a broker refused cdrship (the summary aside).
+    pub fn the_refusal(&mut self) -> String {
+        assert_eq!(self.wait().code(), Some(1), "{}", self.log());
+        let log = self.log();
+        let refused: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("refused cdrship") && !l.contains("not delivered"))
+            .collect();
+        assert_eq!(refused.len(), 1, "{refused:#?}");
+        refused[0].to_owned()
+    }
+
     /// Wait until a stderr line contains `needle`; returns that line.
     pub fn wait_for_log(&self, needle: &str) -> String {
         let deadline = Instant::now() + DEADLINE;
