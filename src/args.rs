@@ -14,6 +14,19 @@ use std::time::Duration;
 use clap::{ArgAction, Parser, ValueEnum};
 use ipnet::IpNet;
 
+/// The man page's and `--help`'s section on TLS and SASL.
+const SECURE_CLUSTERS: &str = "\
+Secure clusters: put security.protocol, ssl.* and sasl.* in a -F file readable by its \
+owner only (see `cdrship --version` for what librdkafka was built with: TLS, SASL \
+PLAIN/SCRAM/GSSAPI/OAUTHBEARER, gzip/snappy/lz4/zstd). Values from it, and of any \
+property librdkafka rejects, are never logged. A broker that refuses cdrship (wrong CA, a \
+certificate for another name or expired, no client certificate, a bad password, a \
+mechanism it does not offer, TLS against plaintext or the other way round, a token \
+endpoint that refuses) is named in one line with what to change; when every bootstrap \
+broker refused and nothing was ever delivered, cdrship exits 1, at once if what it read is \
+kept (--state-dir, --spool-dir). Kerberos needs kinit (Debian package krb5-user) and the \
+Cyrus GSSAPI plugin (libsasl2-modules-gssapi-mit).";
+
 /// Ship PBX call detail records (one per line) to Apache Kafka.
 ///
 /// Reads stdin by default (`tail -f Master.csv | cdrship -t asterisk`, or
@@ -23,7 +36,7 @@ use ipnet::IpNet;
 /// undelivered lines are kept in the spool for the next start; 1 lines
 /// were lost or reading failed; 2 usage error.
 #[derive(Debug, Parser)]
-#[command(version, about, max_term_width = 100)]
+#[command(version, about, max_term_width = 100, after_long_help = SECURE_CLUSTERS)]
 pub struct Cli {
     /// Kafka bootstrap servers, comma separated.
     #[arg(short, long, env = "CDRSHIP_BROKERS", default_value = "localhost:9092")]
