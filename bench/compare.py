@@ -184,7 +184,8 @@ def main():
         broker = subprocess.Popen([MOCK, "bench", "4"], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True)
         brokers = broker.stdout.readline().strip()
-    base = [CDRSHIP, "-b", brokers, "-t", "bench"]
+    # CDRSHIP_BENCH_ARGS: more cdrship arguments for every mode (trying settings).
+    base = [CDRSHIP, "-b", brokers, "-t", "bench"] + os.environ.get("CDRSHIP_BENCH_ARGS", "").split()
 
     def stdin_mode(args):
         with open(data, "rb") as f:

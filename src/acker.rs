@@ -89,6 +89,8 @@ pub struct Counts {
     pub keyless: u64,
     /// Given up at shutdown before the spool could take them.
     pub unspooled: u64,
+    /// Fixed-width records that went on past their layout.
+    pub longer: u64,
 }
 
 /// The counts the sources write. Aligned apart from [`SettledCounters`]:
@@ -103,6 +105,7 @@ struct SentCounters {
     lossy: AtomicU64,
     keyless: AtomicU64,
     unspooled: AtomicU64,
+    longer: AtomicU64,
 }
 
 /// The counts the delivery callback writes.
@@ -125,6 +128,8 @@ pub enum Note {
     Keyless,
     /// See [`Counts::unspooled`].
     Unspooled,
+    /// See [`Counts::longer`].
+    Longer,
     /// A line the broker refused goes to the reject topic after all.
     Rerouted,
 }
@@ -243,6 +248,7 @@ impl Tracker {
             Note::Lossy => &self.sent.lossy,
             Note::Keyless => &self.sent.keyless,
             Note::Unspooled => &self.sent.unspooled,
+            Note::Longer => &self.sent.longer,
             Note::Rerouted => &self.sent.rejected,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -378,6 +384,7 @@ impl Tracker {
             lossy: get(&s.lossy),
             keyless: get(&s.keyless),
             unspooled: get(&s.unspooled),
+            longer: get(&s.longer),
         }
     }
 

@@ -121,18 +121,42 @@ pub struct Cli {
     #[arg(short, long, env = "CDRSHIP_FORMAT", value_enum, default_value_t = FormatArg::Raw)]
     pub format: FormatArg,
 
-    /// Column preset for --format json: asterisk-cdr.
+    /// Column preset for --format json: asterisk-cdr, asterisk-cel,
+    /// avaya-ipo-smdr, avaya-cm (a customized example), avaya-cm-unformatted,
+    /// avaya-cm-teleseer, avaya-cm-lsu, avaya-cm-lsu-expand, avaya-cm-printer,
+    /// avaya-cm-expanded (README: Presets).
     #[arg(long, env = "CDRSHIP_PRESET", conflicts_with = "columns")]
     pub preset: Option<String>,
 
     /// Column names for --format json, comma separated; `name:int` makes
     /// a JSON integer, `name:datetime` a date/time (see --time-format).
+    /// Fixed-width records: every column `name@OFFSET+LEN[:type]` (0-based
+    /// byte offset, length in bytes).
     #[arg(long, env = "CDRSHIP_COLUMNS")]
     pub columns: Option<String>,
 
+    /// An Avaya CM customized layout for --format json, as `display
+    /// system-parameters cdr` page 2 lists it: data items and their lengths
+    /// in order, separated by commas or new lines (`date 6, space 1, time 4,
+    /// sec-dur 5, ...`; `space`, `return`, `line-feed`, `null` give no
+    /// field); `@FILE` reads them from FILE.
+    #[arg(
+        long,
+        value_name = "ITEMS",
+        env = "CDRSHIP_AVAYA_CM_LAYOUT",
+        conflicts_with_all = ["preset", "columns"]
+    )]
+    pub avaya_cm_layout: Option<String>,
+
+    /// Ship raw lines without leading and trailing whitespace, as the
+    /// phone.py scripts did (`sys.stdin.readline().strip()`), for
+    /// consumers written against them.
+    #[arg(long, env = "CDRSHIP_TRIM")]
+    pub trim: bool,
+
     /// Take the JSON column names from the first line of the input (each
     /// file, stdin, each TCP connection); that line is not shipped.
-    #[arg(long, env = "CDRSHIP_HEADER", conflicts_with_all = ["preset", "columns"])]
+    #[arg(long, env = "CDRSHIP_HEADER", conflicts_with_all = ["preset", "columns", "avaya_cm_layout"])]
     pub header: bool,
 
     /// Date/time fields in JSON: keep (the PBX's text), iso8601,

@@ -98,13 +98,20 @@ impl Cli {
                 if self.key.is_some() {
                     bail!("--key needs --format json (the key is taken from a named field)");
                 }
+                if self.avaya_cm_layout.is_some() {
+                    bail!("--avaya-cm-layout needs --format json (it names JSON fields)");
+                }
                 Format::Raw
+            }
+            FormatArg::Json | FormatArg::JsonSchema if self.trim => {
+                bail!("--trim is for raw lines (JSON fields are trimmed already)")
             }
             FormatArg::Json | FormatArg::JsonSchema => {
                 Format::Json(Box::new(self.json_format(meta_fields)?))
             }
         };
         let mapper = Mapper::new(format, self.key.as_deref())?;
+        let mapper = if self.trim { mapper.trimmed() } else { mapper };
         let (file_given, listen_given) = (self.file.is_some(), !self.listen.is_empty());
         let source = match (self.file, self.listen.is_empty()) {
             (Some(path), _) => SourceConfig::File {
@@ -190,6 +197,15 @@ impl Cli {
 
     fn json_format(&self, meta_host: Option<String>) -> Result<JsonFormat> {
         let columns = match (&self.preset, &self.columns) {
+            _ if self.avaya_cm_layout.is_some() => {
+                let layout = self.avaya_cm_layout.as_deref().unwrap_or_default();
+                let text = match layout.strip_prefix('@') {
+                    Some(file) => std::fs::read_to_string(file)
+                        .with_context(|| format!("--avaya-cm-layout: reading {file}"))?,
+                    None => layout.to_owned(),
+                };
+                Columns::avaya_cm(&text).context("--avaya-cm-layout")?
+            }
             (Some(name), _) => Columns::preset(name)?,
             (None, Some(list)) => Columns::parse(list)?,
             (None, None) if self.header => Columns::unnamed(),
@@ -258,6 +274,22 @@ mod tests {
     fn json_without_columns_is_a_usage_error() {
         let err = config(&["-f", "json"]).unwrap_err().to_string();
         assert!(err.contains("--preset"), "{err}");
+    }
+
+    #[test]
+    fn trim_and_cm_layouts_belong_to_their_format() {
+        let err = config(&["-f", "json", "--preset", "asterisk-cdr", "--trim"]).unwrap_err();
+        assert!(err.to_string().contains("--trim is for raw lines"), "{err}");
+        let err = config(&["--avaya-cm-layout", "date 6"]).unwrap_err();
+        assert!(err.to_string().contains("needs --format json"), "{err}");
+        let err = config(&["-f", "json", "--avaya-cm-layout", "date"]).unwrap_err();
+        assert!(format!("{err:#}").contains("no length"), "{err:#}");
+        assert!(config(&["-f", "json", "--avaya-cm-layout", "date 6, space 1, time 4"]).is_ok());
+        let err = config(&["-f", "json", "--avaya-cm-layout", "@/nonexistent"]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("reading /nonexistent"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -68,6 +68,12 @@ impl Outcome {
                 c.lossy
             );
         }
+        if c.longer > 0 {
+            warn!(
+                "{} records went on past their fixed-width layout; the bytes past it are not in their JSON (does the layout match the PBX's?)",
+                c.longer
+            );
+        }
         if c.keyless > 0 {
             warn!(
                 "{} lines had an empty --key field and were sent without a key",

@@ -147,6 +147,11 @@ impl Router {
     /// Map and send `frame`; `mark` is its position (file or spool),
     /// `file` the followed file it sits in.
     async fn send(&mut self, frame: Frame<'_>, mark: Option<Mark>, file: Option<&FileId>) {
+        if let Frame::Line { bytes, .. } = frame {
+            if self.mapper.is_padding(bytes) {
+                return;
+            }
+        }
         let id = mark.zip(file).map(|(mark, file)| {
             // The file part is formatted once per file, the offset per line.
             if self.id_file != Some(*file) {
@@ -206,6 +211,9 @@ impl Router {
                 Ok(Some(mapped)) => {
                     if mapped.lossy {
                         self.sink.note(Note::Lossy);
+                    }
+                    if mapped.longer {
+                        self.sink.note(Note::Longer);
                     }
                     if keyed && mapped.key.is_none() {
                         self.sink.note(Note::Keyless);

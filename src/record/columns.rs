@@ -48,13 +48,19 @@ pub struct Columns {
 }
 
 /// Default strptime pattern of date/time text (Asterisk's cdr_csv).
-const DEFAULT_TIME: &str = "%Y-%m-%d %H:%M:%S";
+pub(super) const DEFAULT_TIME: &str = "%Y-%m-%d %H:%M:%S";
 
 impl Columns {
     /// A named preset.
     pub fn preset(name: &str) -> Result<Self> {
+        if let Some((name, layout)) = super::cm_formats::FORMATS.iter().find(|(n, _)| *n == name) {
+            return super::avaya::layout(layout, name);
+        }
         let Some(preset) = super::presets::PRESETS.iter().find(|p| p.name == name) else {
-            let known: Vec<_> = super::presets::PRESETS.iter().map(|p| p.name).collect();
+            let presets = super::presets::PRESETS.iter().map(|p| p.name);
+            let known: Vec<_> = presets
+                .chain(super::cm_formats::FORMATS.iter().map(|(n, _)| *n))
+                .collect();
             bail!(
                 "unknown preset `{name}`; known presets: {}",
                 known.join(", ")
@@ -68,10 +74,13 @@ impl Columns {
         Ok(columns)
     }
 
-    /// `name[:type],...` where type is `int` or `text` (the default); every
-    /// column is required.
+    /// `name[:type],...` where type is `int`, `datetime` or `text` (the
+    /// default); every column is required. Or fixed width, every item
+    /// `name@OFFSET+LEN[:type]` (0-based byte offset, length in bytes):
+    /// then a record needs to reach its first field only.
     pub fn parse(spec: &str) -> Result<Self> {
         let mut columns: Vec<Column> = Vec::new();
+        let mut fixed = Vec::new();
         for item in spec.split(',').map(str::trim) {
             let (name, kind) = match item.split_once(':') {
                 None => (item, Kind::Text),
@@ -80,6 +89,19 @@ impl Columns {
                 Some((name, "datetime")) => (name, Kind::DateTime),
                 Some((_, other)) => {
                     bail!("column `{item}`: unknown type `{other}` (text, int, datetime)")
+                }
+            };
+            let name = match name.split_once('@') {
+                None => name,
+                Some((name, range)) => {
+                    let parsed = range.split_once('+').and_then(|(offset, len)| {
+                        Some((offset.parse().ok()?, len.parse().ok().filter(|&l| l > 0)?))
+                    });
+                    let Some(range) = parsed else {
+                        bail!("column `{item}`: expected name@OFFSET+LEN (bytes, e.g. dialed_num@30+18)")
+                    };
+                    fixed.push(range);
+                    name
                 }
             };
             if name.is_empty() {
@@ -93,13 +115,16 @@ impl Columns {
                 kind,
             });
         }
-        let required = columns.len();
+        if !fixed.is_empty() && fixed.len() != columns.len() {
+            bail!("--columns `{spec}`: give every column as name@OFFSET+LEN, or none");
+        }
+        let required = if fixed.is_empty() { columns.len() } else { 1 };
         Ok(Columns {
             columns,
             required,
             time_input: DEFAULT_TIME,
             name: "columns".into(),
-            fixed: None,
+            fixed: (!fixed.is_empty()).then_some(fixed),
         })
     }
 
@@ -112,6 +137,11 @@ impl Columns {
             name: "header".into(),
             fixed: None,
         }
+    }
+
+    /// An Avaya CM layout as CM lists it (see `avaya.rs`).
+    pub fn avaya_cm(layout: &str) -> Result<Self> {
+        super::avaya::layout(layout, "avaya_cm_layout")
     }
 
     /// Text columns named by a header line, all required.
@@ -165,6 +195,12 @@ mod tests {
         assert!(Columns::parse("a,a").is_err());
         assert!(Columns::parse("a,,b").is_err());
         assert!(Columns::parse("a:float").is_err());
+        let fixed = Columns::parse("dialed@30+18, secs@12+5:int").unwrap();
+        assert_eq!(fixed.fixed, Some(vec![(30, 18), (12, 5)]));
+        assert_eq!((fixed.required, fixed.columns[1].kind), (1, Kind::Int));
+        assert!(Columns::parse("a@1+2,b").is_err());
+        assert!(Columns::parse("a@1").is_err());
+        assert!(Columns::parse("a@1+0").is_err());
         assert!(Columns::preset("nope")
             .unwrap_err()
             .to_string()

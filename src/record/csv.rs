@@ -184,10 +184,17 @@ impl Splitter {
 
     /// Cut `line` into fixed-width fields at `ranges` (offset, length),
     /// trimmed of spaces; columns starting past the end are empty. Returns
-    /// how many columns start inside the line. Leading NULs (Avaya CM sends
-    /// some after its connect banner) are not part of the record.
-    pub fn split_fixed(&mut self, line: &[u8], ranges: &[(usize, usize)]) -> usize {
+    /// how many columns start inside the line, and whether it goes on past
+    /// the layout. Leading NULs (Avaya CM ends each record with three, for
+    /// adjuncts that want them) are not part of the record.
+    pub fn split_fixed(&mut self, line: &[u8], ranges: &[(usize, usize)]) -> (usize, bool) {
         let start_nuls = line.iter().take_while(|&&b| b == 0).count();
+        let layout_end = ranges
+            .iter()
+            .map(|&(o, l)| o.saturating_add(l))
+            .max()
+            .unwrap_or(0);
+        let longer = line.trim_ascii_end().len() > start_nuls.saturating_add(layout_end);
         self.spans.clear();
         let mut started = 0;
         for &(offset, len) in ranges {
@@ -212,7 +219,7 @@ impl Splitter {
             };
             self.spans.push(span);
         }
-        started
+        (started, longer)
     }
 
     /// The unescaped bytes of field `index` of the last split `line` (the

@@ -83,8 +83,13 @@ impl ObjectWriter {
             out.extend_from_slice(prefix);
         }
         let mut first = true;
+        // Fixed-width fields are blank when absent: left out.
+        let fixed = self.columns.fixed.is_some();
         for ((column, prefix), text) in self.columns.columns.iter().zip(&self.prefixes).zip(fields)
         {
+            if fixed && text.is_empty() {
+                continue;
+            }
             out.push(if first { b'{' } else { b',' });
             first = false;
             out.extend_from_slice(prefix);
@@ -98,6 +103,9 @@ impl ObjectWriter {
                     .and_then(|t| self.time.write(t, out).ok())
                     .ok_or_else(|| Reject::NotDateTime(column.name.clone()))?,
             }
+        }
+        if first {
+            out.push(b'{');
         }
         if let Some(meta) = meta {
             field(out, "_host", |out| string(out, meta.host));
@@ -129,7 +137,9 @@ fn key_prefix(name: &str) -> Vec<u8> {
 }
 
 fn field(out: &mut Vec<u8>, name: &str, value: impl FnOnce(&mut Vec<u8>)) {
-    out.push(b',');
+    if out.last() != Some(&b'{') {
+        out.push(b',');
+    }
     out.extend_from_slice(&key_prefix(name));
     value(out);
 }

@@ -6,6 +6,8 @@
 //! reason, never an error that stops the pipeline: the caller routes it to
 //! the reject topic.
 
+mod avaya;
+mod cm_formats;
 mod columns;
 mod csv;
 mod json;
@@ -84,6 +86,8 @@ pub struct Mapped<'a> {
     pub key: Option<&'a [u8]>,
     /// The line had bytes invalid in its charset; `_raw` holds it.
     pub lossy: bool,
+    /// A fixed-width record went on past its layout (the rest ignored).
+    pub longer: bool,
 }
 
 impl Mapped<'_> {
@@ -113,6 +117,20 @@ pub struct Mapper {
     splitter: Splitter,
     out: Vec<u8>,
     key_bytes: Vec<u8>,
+    /// Raw lines lose leading and trailing whitespace (`--trim`).
+    trim: bool,
+}
+
+/// What Python's `str.strip()` removes from ASCII text: the drop-in for
+/// consumers of phone.py, which shipped `sys.stdin.readline().strip()`.
+fn trim(line: &[u8]) -> &[u8] {
+    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f);
+    let start = line.iter().position(|b| !space(b)).unwrap_or(line.len());
+    let end = line
+        .iter()
+        .rposition(|b| !space(b))
+        .map_or(start, |i| i + 1);
+    &line[start..end]
 }
 
 impl Mapper {
@@ -146,7 +164,25 @@ impl Mapper {
             splitter: Splitter::default(),
             out: Vec::new(),
             key_bytes: Vec::new(),
+            trim: false,
         })
+    }
+
+    /// Whether `line` is only the NULs (and blanks) Avaya CM puts after a
+    /// fixed-width record: the tail of the last record before the link
+    /// closed, no record itself.
+    pub fn is_padding(&self, line: &[u8]) -> bool {
+        let fixed = self
+            .json
+            .as_ref()
+            .is_some_and(|(w, ..)| w.columns().fixed.is_some());
+        fixed && line.contains(&0) && line.iter().all(|&b| b == 0 || b == b' ')
+    }
+
+    /// Raw lines without leading and trailing whitespace (`--trim`).
+    pub fn trimmed(mut self) -> Self {
+        self.trim = true;
+        self
     }
 
     /// Whether a `--key` column is configured.
@@ -217,22 +253,24 @@ impl Mapper {
         }
         let Some((writer, charset, meta_host)) = &self.json else {
             return Ok(Some(Mapped {
-                value: line,
+                value: if self.trim { trim(line) } else { line },
                 key: None,
                 lossy: false,
+                longer: false,
             }));
         };
         let (text, lossy) = charset.decode_without_bom_handling(line);
         let columns = writer.columns();
-        let (found, emitted) = match &columns.fixed {
+        let (found, emitted, longer) = match &columns.fixed {
             None => {
                 let found = self.splitter.split(text.as_bytes())?;
-                (found, found)
+                (found, found, false)
             }
-            Some(ranges) => (
-                self.splitter.split_fixed(text.as_bytes(), ranges),
-                ranges.len(),
-            ),
+            Some(_) if avaya::is_date_record(text.as_bytes()) => return Err(Reject::DateRecord),
+            Some(ranges) => {
+                let (found, longer) = self.splitter.split_fixed(text.as_bytes(), ranges);
+                (found, ranges.len(), longer)
+            }
         };
         if found < columns.required || found > columns.columns.len() {
             return Err(Reject::FieldCount {
@@ -267,6 +305,7 @@ impl Mapper {
             value: &self.out,
             key: Some(&self.key_bytes[..]).filter(|k| !k.is_empty()),
             lossy,
+            longer,
         }))
     }
 }

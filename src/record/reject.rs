@@ -41,6 +41,8 @@ pub enum Reject {
     NotInteger(String),
     /// A `datetime` column holds something else.
     NotDateTime(String),
+    /// Avaya CM's date record (at connect and midnight), not a call.
+    DateRecord,
 }
 
 impl fmt::Display for Reject {
@@ -73,6 +75,10 @@ impl fmt::Display for Reject {
             Reject::NotDateTime(column) => {
                 write!(f, "field `{column}` is not a date/time in the expected layout")
             }
+            Reject::DateRecord => write!(
+                f,
+                "an Avaya CM date record (sent when the link connects and at midnight), not a call"
+            ),
         }
     }
 }
