@@ -363,11 +363,6 @@ impl Tracker {
         lock(&self.window).by_generation.get(&generation).copied()
     }
 
-    /// Lines registered so far.
-    pub fn sent(&self) -> u64 {
-        self.sent.sent.load(Ordering::Relaxed)
-    }
-
     /// Lines registered but not yet settled.
     pub fn pending(&self) -> u64 {
         // Settled first: it never passes the sent count read after it.

@@ -30,7 +30,6 @@ mod access;
 mod batch;
 mod context;
 mod probe;
-mod prompt;
 mod redact;
 mod refused;
 
@@ -41,7 +40,6 @@ pub use access::Access;
 pub use batch::Batch;
 use batch::Topic;
 use context::{request_producer_id, DeliveryContext};
-use prompt::Prompt;
 
 /// Header naming why a line went to the reject topic.
 pub const REJECT_REASON_HEADER: &str = "cdrship.reject.reason";
@@ -91,20 +89,6 @@ pub fn default_properties(brokers: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// How long librdkafka holds a lone message (`linger.ms`, alias
-/// `queue.buffering.max.ms`; the last one set wins).
-fn linger(properties: &[(String, String)]) -> Duration {
-    properties
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "linger.ms" || k == "queue.buffering.max.ms")
-        .and_then(|(_, v)| v.parse::<f64>().ok())
-        .filter(|ms| ms.is_finite() && *ms >= 0.0)
-        .map_or(Duration::from_millis(5), |ms| {
-            Duration::from_secs_f64(ms / 1000.0)
-        })
-}
-
 /// Bytes of a message's limit kept for what comes with the value: the
 /// key, headers (id, metadata, reject reason) and librdkafka's framing.
 pub const HEADROOM: usize = 1024;
@@ -140,9 +124,6 @@ pub enum Dest<'a> {
 pub struct Sink {
     /// The configured topic's handle, for batches; dropped before the producer.
     main: Topic,
-    /// Sends a quiet period's first line without lingering; stopped
-    /// before the producer is dropped.
-    prompt: Prompt,
     producer: ThreadedProducer<DeliveryContext>,
     tracker: Arc<Tracker>,
     topic: String,
@@ -190,7 +171,6 @@ impl Sink {
         request_producer_id(&producer, &topic);
         let sink = Sink {
             main,
-            prompt: Prompt::start(&producer, linger(properties)),
             producer,
             tracker,
             topic,
@@ -248,7 +228,7 @@ impl Sink {
     async fn produce(&self, mut record: BaseRecord<'_, [u8], [u8], usize>, seq: u64) {
         loop {
             match self.producer.send(record) {
-                Ok(()) => return self.after_quiet(1),
+                Ok(()) => return,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     if !self.wait_for_room().await {
@@ -313,17 +293,7 @@ impl Sink {
                 break;
             }
         }
-        self.after_quiet(batch.len());
         batch.clear();
-    }
-
-    /// `n` lines were handed to the producer: if they end a quiet period,
-    /// have them sent at once (see `prompt.rs`).
-    fn after_quiet(&self, n: usize) {
-        let n = n as u64;
-        if self.tracker.pending() <= n {
-            self.prompt.empty(n, self.tracker.sent());
-        }
     }
 
     /// Write what was spooled before it is produced. A failure is the
