@@ -1,50 +1,129 @@
 #!/usr/bin/env python3
-"""Append->acknowledged latency on a quiet file.
+"""Append -> acknowledged and append -> visible latency on a quiet file,
+cdrship and (when installed) rsyslog imfile+omkafka in the same run.
 
-Appends one CDR line every INTERVAL seconds to a followed file and times
-until cdrship's --echo prints it, which happens in the delivery callback,
-after the broker acknowledged it. Broker: librdkafka's mock cluster inside
-cdrship (-X test.mock.num.brokers=1), or KAFKA_BROKERS.
+Appends one CDR line every INTERVAL seconds to a followed file (open,
+append, close: as cdr_csv does) and times until
+  acknowledged: cdrship's --echo prints it (its delivery callback, after
+                the broker acknowledged it); rsyslog has no such signal;
+  visible:      a consumer of the topic (kcat -C, fetch.wait.max.ms=1)
+                prints it.
+Each shipper gets a fresh librdkafka mock broker in its own process
+(examples/mock_broker.rs) and ships with acks=all and idempotence.
+rsyslog runs when rsyslogd and its omkafka module are installed (Debian
+package rsyslog-kafka).
 
-usage: bench/latency.py [SECONDS] [INTERVAL]   (defaults 60, 0.2)
+usage: bench/latency.py [SECONDS] [INTERVAL]   (defaults 60, 0.2; per shipper)
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60
 interval = float(sys.argv[2]) if len(sys.argv) > 2 else 0.2
-binary = os.environ.get("CDRSHIP", "target/release/cdrship")
-brokers = os.environ.get("KAFKA_BROKERS")
+binary = os.environ.get("CDRSHIP", os.path.join(ROOT, "target/release/cdrship"))
+MOCK = os.path.join(ROOT, "target/release/examples/mock_broker")
+OMKAFKA = "/usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so"
 
-with tempfile.TemporaryDirectory() as tmp:
-    path = os.path.join(tmp, "Master.csv")
-    open(path, "w").close()
-    args = [binary, "-q", "-t", "latency", "--file", path, "--state-dir", os.path.join(tmp, "state"), "--echo"]
-    args += ["-b", brokers] if brokers else ["-X", "test.mock.num.brokers=1"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE)
-    # Warm-up line: connection set-up and topic creation are not latency.
-    with open(path, "a") as f:
-        f.write('"","100","200","warmup",0\n')
-    proc.stdout.readline()
-    samples = []
-    end = time.monotonic() + seconds
-    n = 0
-    while time.monotonic() < end:
-        n += 1
-        line = f'"","100","200","from-internal",{n}\n'
-        start = time.monotonic()
-        with open(path, "a") as f:  # open, append, close: as cdr_csv does
-            f.write(line)
-        echoed = proc.stdout.readline().decode()
-        samples.append((time.monotonic() - start) * 1000)
-        assert echoed == line, (echoed, line)
-        time.sleep(interval)
-    proc.terminate()
-    proc.wait()
-    samples.sort()
-    pick = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]
-    print(f"{len(samples)} lines, one per {interval * 1000:.0f} ms: "
-          f"p50 {pick(0.5):.1f} ms, p99 {pick(0.99):.1f} ms, max {samples[-1]:.1f} ms")
+RSYSLOG_CONF = """
+global(workDirectory="{tmp}")
+module(load="imfile" mode="inotify")
+module(load="omkafka")
+template(name="raw" type="string" string="%msg%")
+input(type="imfile" File="{path}" Tag="cdr" ruleset="kafka")
+ruleset(name="kafka") {{
+  action(type="omkafka" broker=["{brokers}"] topic="latency" template="raw"
+         confParam=["acks=all", "enable.idempotence=true", "linger.ms=5"])
+}}
+"""
+
+
+def pick(samples, q):
+    return samples[min(len(samples) - 1, int(q * len(samples)))]
+
+
+def summary(samples):
+    samples = sorted(samples)
+    return (f"{len(samples)} | {pick(samples, 0.5):.1f} | {pick(samples, 0.99):.1f} | "
+            f"{samples[-1]:.1f}")
+
+
+def measure(name, start_shipper):
+    """Lines appended to a fresh file until `seconds` pass; returns the
+    acknowledged samples (None if the shipper has no such signal) and the
+    visible ones."""
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = subprocess.Popen([MOCK, "latency", "1"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        brokers = broker.stdout.readline().strip()
+        path = os.path.join(tmp, "Master.csv")
+        open(path, "w").close()
+        consumer = subprocess.Popen(
+            ["kcat", "-C", "-q", "-u", "-b", brokers, "-t", "latency", "-o", "beginning",
+             "-f", "%s\n", "-X", "fetch.wait.max.ms=1", "-X", "fetch.error.backoff.ms=1"],
+            stdout=subprocess.PIPE)
+        shipper, echo = start_shipper(tmp, path, brokers)
+        # Warm-up line: connections, topic metadata and the consumer's
+        # assignment are not latency.
+        with open(path, "a") as f:
+            f.write('"","100","200","warmup",0\n')
+        if echo:
+            shipper.stdout.readline()
+        consumer.stdout.readline()
+        acked, visible = [], []
+        end = time.monotonic() + seconds
+        n = 0
+        while time.monotonic() < end:
+            n += 1
+            line = f'"","100","200","from-internal",{n}\n'
+            start = time.monotonic()
+            with open(path, "a") as f:
+                f.write(line)
+            if echo:
+                assert shipper.stdout.readline().decode() == line
+                acked.append((time.monotonic() - start) * 1000)
+            seen = consumer.stdout.readline().decode()
+            visible.append((time.monotonic() - start) * 1000)
+            assert seen == line, (name, seen, line)
+            time.sleep(interval)
+        for proc in (shipper, consumer):
+            proc.terminate()
+            proc.wait()
+        broker.stdin.close()
+        broker.wait()
+        return (acked if echo else None), visible
+
+
+def cdrship(tmp, path, brokers):
+    args = [binary, "-q", "-b", brokers, "-t", "latency", "--file", path,
+            "--state-dir", os.path.join(tmp, "state"), "--echo"]
+    return subprocess.Popen(args, stdout=subprocess.PIPE), True
+
+
+def rsyslog(tmp, path, brokers):
+    conf = os.path.join(tmp, "rsyslog.conf")
+    with open(conf, "w") as f:
+        f.write(RSYSLOG_CONF.format(tmp=tmp, path=path, brokers=brokers))
+    args = ["rsyslogd", "-n", "-f", conf, "-i", os.path.join(tmp, "rsyslog.pid")]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL), False
+
+
+subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "cdrship",
+                "--example", "mock_broker"], cwd=ROOT, check=True)
+shippers = [("cdrship", cdrship)]
+if shutil.which("rsyslogd") and os.path.exists(OMKAFKA):
+    shippers.append(("rsyslog imfile+omkafka", rsyslog))
+else:
+    print("rsyslog not measured: install rsyslog-kafka", file=sys.stderr)
+print(f"One line per {interval * 1000:.0f} ms for {seconds:.0f} s per shipper; ms.\n")
+print("| shipper | measure | lines | p50 | p99 | max |")
+print("|---|---|--:|--:|--:|--:|")
+for name, start in shippers:
+    acked, visible = measure(name, start)
+    if acked is not None:
+        print(f"| {name} | acknowledged | {summary(acked)} |")
+    print(f"| {name} | visible | {summary(visible)} |")
