@@ -51,7 +51,7 @@ struct ConfString(*const std::ffi::c_char);
 unsafe impl Sync for ConfString {}
 
 use anyhow::{Context as _, Result};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -86,7 +86,14 @@ fn run(config: cli::Config) -> Result<outcome::Outcome> {
         .context("starting the async runtime")?;
     let outcome = runtime.block_on(async {
         let stop = CancellationToken::new();
-        tokio::spawn(on_signals(stop.clone()));
+        // Installed here, before anything runs: a handler installed by the
+        // task itself waits for a worker to poll it, and a SIGTERM before
+        // that kills the process with nothing drained.
+        let signals = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        );
+        tokio::spawn(on_signals(signals, stop.clone()));
         pipeline::run(config, stop).await
     });
     // A blocked stdin read must not keep the process alive.
@@ -95,11 +102,11 @@ fn run(config: cli::Config) -> Result<outcome::Outcome> {
 }
 
 /// First SIGINT/SIGTERM: stop reading and drain. Second: exit at once.
-async fn on_signals(stop: CancellationToken) {
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+async fn on_signals(
+    signals: (std::io::Result<Signal>, std::io::Result<Signal>),
+    stop: CancellationToken,
+) {
+    let (Ok(mut term), Ok(mut int)) = signals else {
         error!("cannot install signal handlers");
         return;
     };
