@@ -223,14 +223,19 @@ fn tls_to_a_plaintext_broker_is_named() {
             "1",
         ],
     );
-    run.feed(b"a cdr\n");
-    run.close_stdin();
-    let refused = run.the_refusal();
+    let refused = refusal_of_one_line(&mut run);
     assert!(
         refused.contains("answers plaintext Kafka requests"),
         "{}",
         refused
     );
+}
+
+/// Feed `run` one line and end its input; the refusal line of its exit 1.
+fn refusal_of_one_line(run: &mut Cdrship) -> String {
+    run.feed(b"a cdr\n");
+    run.close_stdin();
+    run.the_refusal()
 }
 
 /// Ship one line over TLS (verified against `ca.pem`) to `port`; the
@@ -248,9 +253,7 @@ fn one_line_over_tls(port: &TlsPort, certs: &Certs) -> String {
         "1",
     ];
     let mut run = cdrship_at(&port.servers, &args);
-    run.feed(b"a cdr\n");
-    run.close_stdin();
-    run.the_refusal()
+    refusal_of_one_line(&mut run)
 }
 
 /// An expired certificate is named as such.
@@ -283,9 +286,7 @@ fn sasl_against_a_listener_without_it_is_named() {
         "sasl.password=hunter2",
     ];
     let mut run = cdrship(&broker, &args);
-    run.feed(b"a cdr\n");
-    run.close_stdin();
-    let refused = run.the_refusal();
+    let refused = refusal_of_one_line(&mut run);
     assert!(
         refused.contains("SASL Handshake not supported by broker"),
         "{}",

@@ -5,10 +5,10 @@
 //! that use this are `#[ignore]`d and run on a machine that has both:
 //! `cargo test --test secure_cluster -- --ignored`.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 
-use super::tls::Certs;
+use super::tls::{free_port, Certs};
 use super::wait_until;
 
 /// What the endpoint demands.
@@ -26,11 +26,6 @@ pub struct Secured {
     _dir: tempfile::TempDir,
     tansu: Child,
     stunnel: Child,
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 fn wait_listening(port: u16, what: &str) {

@@ -69,22 +69,27 @@ pub struct TlsPort {
     verify_clients: bool,
 }
 
+/// A local port free now, for a server a test starts later. It is taken
+/// below the ephemeral range, which the kernel hands to sockets bound to
+/// port 0 and to outgoing connections (cdrship's among them): a port from
+/// there can be taken by one of those before the server binds it.
+pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let base = 10_000 + (std::process::id() % 1000) as u16 * 16;
+    (0..)
+        .map(|_| base + NEXT.fetch_add(1, Ordering::Relaxed) % (low - base).max(1))
+        .find(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .unwrap()
+}
+
 impl TlsPort {
-    /// A free port, not listening yet. It is taken below the ephemeral
-    /// range, which the kernel hands to sockets bound to port 0 and to
-    /// outgoing connections (cdrship's among them): a port from there can
-    /// be taken by one of those before [`serve`](Self::serve) binds it.
+    /// A free port ([`free_port`]), not listening yet.
     pub fn reserve() -> TlsPort {
-        static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-        let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|r| r.split_whitespace().next()?.parse().ok())
-            .unwrap_or(32768);
-        let base = 10_000 + (std::process::id() % 1000) as u16 * 16;
-        let port = (0..)
-            .map(|_| base + NEXT.fetch_add(1, Ordering::Relaxed) % (low - base).max(1))
-            .find(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
-            .unwrap();
+        let port = free_port();
         TlsPort {
             servers: format!("localhost:{port}"),
             port,
