@@ -23,17 +23,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::latency::Histogram;
+use crate::position::Mark;
 use crate::sync::lock;
-
-/// A position in file mode: which opened file (generation) and the byte
-/// offset just after the line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mark {
-    /// Index into the file source's table of opened files.
-    pub generation: u32,
-    /// Offset just after the line and its newline.
-    pub offset: u64,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

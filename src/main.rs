@@ -16,6 +16,7 @@ mod latency;
 mod metrics;
 mod outcome;
 mod pipeline;
+mod position;
 mod progress_bar;
 mod properties;
 mod record;

@@ -10,21 +10,11 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::acker::Mark;
 use crate::acker::Note;
-use crate::checkpoint::FileId;
 use crate::framing::Frame;
+use crate::position::{FileId, Mark, Position};
 use crate::record::{Mapper, Origin, Reject};
 use crate::sink::{Batch, Dest, Outgoing, Sink};
-
-/// Where a line sits in a followed file.
-#[derive(Debug, Clone, Copy)]
-pub struct Position<'a> {
-    /// For the checkpoint.
-    pub mark: Mark,
-    /// For the idempotency id.
-    pub file: &'a FileId,
-}
 
 /// Rejects logged one by one before only counting them (a garbage stream
 /// must not flood the log; the exit summary has the total).

@@ -1,23 +1,25 @@
 //! File-mode progress on disk: which file (path, device, inode) and the
-//! byte offset up to which every line was acknowledged by Kafka.
+//! byte offset up to which every line was acknowledged by Kafka. The
+//! [`Store`] also keeps other kinds of state (the spool's position).
 //!
 //! The state is written atomically (temp file, fsync, rename, fsync of the
 //! directory) so a crash leaves either the old or the new state, never a
 //! torn one. This module stores positions; deciding which position is
 //! safe to store is the tracker's job (its watermark).
 
-mod identity;
 mod progress;
 
 use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-pub use identity::{FileId, HEAD_BYTES};
 pub use progress::Progress;
 
 use anyhow::{bail, Context as _, Result};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::position::FileId;
 
 /// Format version of the state file; bump when the layout changes.
 /// Version 2 added `draining` and the head identity; version 1 still
@@ -74,13 +76,9 @@ impl Store {
 
     /// Read the saved state; `None` if there is none yet.
     pub fn load(&self) -> Result<Option<State>> {
-        let text = match fs::read(&self.file) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", self.file.display())),
+        let Some(state) = self.load_json::<State>()? else {
+            return Ok(None);
         };
-        let state: State = serde_json::from_slice(&text)
-            .with_context(|| format!("state file {} is corrupt", self.file.display()))?;
         if !(1..=VERSION).contains(&state.version) {
             bail!(
                 "state file {} has version {}, this cdrship reads version {VERSION}",
@@ -91,14 +89,27 @@ impl Store {
         Ok(Some(state))
     }
 
+    /// Read what was saved as `T`; `None` if nothing was. Checking its
+    /// version is the caller's: each kind of state has its own.
+    pub fn load_json<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        let text = match fs::read(&self.file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.file.display())),
+        };
+        serde_json::from_slice(&text)
+            .map(Some)
+            .with_context(|| format!("state file {} is corrupt", self.file.display()))
+    }
+
     /// When the state was last saved (about when the run that saved it
     /// stopped), if there is one.
     pub fn saved_at(&self) -> Option<std::time::SystemTime> {
         fs::metadata(&self.file).and_then(|m| m.modified()).ok()
     }
 
-    /// Atomically replace the saved state.
-    pub fn save(&self, state: &State) -> Result<()> {
+    /// Atomically replace the saved state (a [`State`], or another kind's).
+    pub fn save(&self, state: &impl Serialize) -> Result<()> {
         let tmp = self.file.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
             let mut out = File::create(&tmp)?;

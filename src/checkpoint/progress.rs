@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::{FileId, Resume, State, Store, VERSION};
+use super::{Resume, State, Store, VERSION};
 use crate::acker::Tracker;
+use crate::position::FileId;
 
 /// One file read in this run, by generation.
 #[derive(Debug, Clone, Copy)]
@@ -123,7 +124,7 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::acker::Mark;
+    use crate::position::Mark;
     use tokio_util::sync::CancellationToken;
 
     #[test]

@@ -20,9 +20,10 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use tokio_util::sync::CancellationToken;
 
-use crate::acker::{Mark, Note, Tracker};
+use crate::acker::{Note, Tracker};
 use crate::framing::Frame;
 use crate::kafka_stats::KafkaStats;
+use crate::position::Mark;
 use crate::spool::{AppendError, Spool};
 use crate::sync::lock;
 

@@ -6,8 +6,8 @@
 //! Segments are numbered files (`00000000000000000042.seg`); a record's
 //! position is a [`Mark`] whose generation is the segment number, so the
 //! tracker's in-order watermark says how far the spool is delivered. That
-//! watermark is saved like a file checkpoint (segment and offset, via
-//! [`Store`]); segments wholly before it are deleted. On start the rest is
+//! watermark is saved as the spool's own position record (segment and
+//! offset, `delivered.rs`); segments wholly before it are deleted. On start the rest is
 //! the [`Backlog`], produced before any new line.
 //!
 //! Appends are collected and written with one `write(2)` per batch, which
@@ -17,6 +17,7 @@
 //! the pipeline: a power loss can tear the last ones, which the checksum
 //! catches on replay.
 
+mod delivered;
 mod record;
 mod replay;
 mod segment;
@@ -32,12 +33,14 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use tokio::sync::Notify;
 
+use delivered::Delivered;
 pub use replay::Backlog;
-use segment::{committed_mark, list, lock_dir, remove, segment_path, Segment};
+use segment::{list, lock_dir, remove, segment_path, Segment};
 
-use crate::acker::Mark;
-use crate::checkpoint::{FileId, State, Store, VERSION};
+use crate::checkpoint::Store;
 use crate::framing::Frame;
+use crate::position::FileId;
+use crate::position::Mark;
 use crate::sync::lock;
 
 /// Largest segment; the spool frees space a segment at a time.
@@ -153,12 +156,12 @@ impl Spool {
         let store = Store::new(dir, Path::new("spool"))?;
         // Failing every start would be a crash loop under `Restart=`;
         // replaying everything re-sends delivered lines, never skips one.
-        let saved = store.load().unwrap_or_else(|e| {
+        let saved = Delivered::load(&store).unwrap_or_else(|e| {
             warn!("{e:#}; replaying the spool from its oldest segment (delivered lines may be sent again)");
             None
         });
         let mut segments = list(dir)?;
-        let committed = saved.and_then(|state| committed_mark(&state, &segments));
+        let committed = saved.and_then(|saved| saved.mark(dir, &segments));
         // Wholly delivered segments go; the rest is the backlog.
         let done = committed.map_or(0, |m| m.generation);
         for segment in segments.iter().filter(|s| s.number < done) {
@@ -336,13 +339,7 @@ impl Spool {
                 *segment.expect("a delivered mark's segment is kept until committed"),
             )
         };
-        self.store.save(&State {
-            version: VERSION,
-            path: segment_path(&self.dir, segment.number),
-            file: segment.id,
-            offset: mark.offset,
-            draining: Vec::new(),
-        })?;
+        self.store.save(&Delivered::new(mark, &segment))?;
         let mut inner = lock(&self.inner);
         inner.committed = Some(mark);
         while let Some(old) = inner

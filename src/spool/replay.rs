@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::record::{decode, Decoded};
 use super::segment_path;
-use crate::acker::Mark;
+use crate::position::Mark;
 use crate::route::Router;
 
 /// Segments to replay, with the offset each starts at.

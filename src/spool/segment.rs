@@ -1,5 +1,5 @@
 //! The spool's segment files on disk: their names, the listing at start,
-//! the directory lock, and which saved position still names a segment.
+//! and the directory lock.
 //! Reading and writing records is the spool's (`mod.rs`) and replay's.
 
 use std::fs::{self, File};
@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::acker::Mark;
-use crate::checkpoint::{FileId, State};
+use crate::position::FileId;
 
 /// One segment file on disk.
 #[derive(Debug, Clone, Copy)]
@@ -68,34 +67,6 @@ pub(super) fn list(dir: &Path) -> Result<Vec<Segment>> {
     }
     segments.sort_by_key(|s| s.number);
     Ok(segments)
-}
-
-/// The saved position, if it still names a segment on disk (the same
-/// file: a segment number is never reused, the inode check is a guard).
-pub(super) fn committed_mark(state: &State, segments: &[Segment]) -> Option<Mark> {
-    let number = state
-        .path
-        .file_name()?
-        .to_str()?
-        .strip_suffix(".seg")?
-        .parse()
-        .ok()?;
-    let mark = Mark {
-        generation: number,
-        offset: state.offset,
-    };
-    match segments.iter().find(|s| s.number == number) {
-        Some(s) if s.id.same_inode(&state.file) => Some(mark),
-        Some(_) => {
-            warn!(
-                "spool: {} was replaced since its progress was saved; replaying it whole",
-                state.path.display()
-            );
-            None
-        }
-        // Delivered and deleted: every segment on disk is newer.
-        None => Some(mark),
-    }
 }
 
 /// Delete a delivered segment; a failure only costs disk space.

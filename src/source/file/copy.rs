@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use anyhow::Result;
 
 use super::current::{directory_of, read_head};
-use crate::checkpoint::FileId;
+use crate::position::FileId;
 
 /// Suffixes of compressed logs: their bytes are not the file's.
 const COMPRESSED: [&str; 5] = [".gz", ".xz", ".bz2", ".zst", ".lz4"];

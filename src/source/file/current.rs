@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::checkpoint::{FileId, HEAD_BYTES};
 use crate::framing::Framer;
+use crate::position::{FileId, HEAD_BYTES};
 
 /// The file currently being read.
 pub(super) struct Current {

@@ -7,9 +7,10 @@ use anyhow::{Context as _, Result};
 use tokio_util::sync::CancellationToken;
 
 use super::current::Current;
-use crate::acker::Mark;
-use crate::checkpoint::FileId;
-use crate::route::{Position, Router};
+use crate::position::FileId;
+use crate::position::Mark;
+use crate::position::Position;
+use crate::route::Router;
 
 /// Read and route everything up to the current end of the file; true if
 /// there was anything. A partial last line stays in the framer until its
