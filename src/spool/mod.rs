@@ -34,7 +34,7 @@ use anyhow::{Context as _, Result};
 use tokio::sync::Notify;
 
 use delivered::Delivered;
-pub use replay::Backlog;
+pub use replay::{Backlog, Replayed};
 use segment::{list, lock_dir, remove, segment_path, Segment};
 
 use crate::checkpoint::Store;

@@ -1,113 +1,129 @@
-//! Replay of what a previous run spooled but Kafka never acknowledged:
-//! read each remaining segment from its saved position and route every
-//! record again, in the order it was first read, before any new line.
+//! Reading back what a previous run spooled but Kafka never acknowledged:
+//! each remaining segment from its saved position, record by record, in
+//! the order the lines were first read. Routing them again is the
+//! pipeline's; this module only says what the segments hold.
 //!
-//! Each source (stdin, a TCP connection) is routed by a router of its own,
-//! so with `--header` its lines are mapped by its own header line: every
-//! segment holds the header of each source it has lines of, and header
-//! records are learned from the segment's start, also before the saved
-//! position.
+//! Header records are yielded from each segment's start, also before the
+//! saved position: every segment holds the `--header` line of each source
+//! it has lines of, so replay from any segment maps a source's lines by
+//! its own header.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use tokio_util::sync::CancellationToken;
 
 use super::record::{decode, Decoded};
 use super::segment_path;
+use crate::framing::Frame;
 use crate::position::Mark;
-use crate::route::Router;
 
 /// Segments to replay, with the offset each starts at.
 #[derive(Debug)]
 pub struct Backlog {
     dir: PathBuf,
-    pub(super) segments: Vec<(u32, u64)>,
+    pub(super) segments: VecDeque<(u32, u64)>,
 }
 
-/// What a replay did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Replayed {
-    /// Records routed again.
-    pub lines: u64,
-    /// Segments whose tail was torn (skipped from the tear on).
-    pub torn: u64,
+/// One segment read back, from its saved position on.
+#[derive(Debug)]
+pub struct Spooled {
+    path: PathBuf,
+    number: u32,
+    data: Vec<u8>,
+    start: usize,
+}
+
+/// What a segment holds at one place.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Replayed<'a> {
+    /// A line not delivered yet, read from `source`; `mark` is its place
+    /// in the spool.
+    Line {
+        source: &'a str,
+        frame: Frame<'a>,
+        mark: Mark,
+    },
+    /// `source`'s `--header` line: it names the columns of its lines.
+    Header { source: &'a str, frame: Frame<'a> },
+    /// A torn record (SIGKILL mid-append, power loss) ends the segment;
+    /// it is logged here, counting it is the caller's.
+    Torn,
 }
 
 impl Backlog {
-    pub(super) fn new(dir: &Path, segments: Vec<(u32, u64)>) -> Self {
+    pub(super) fn new(dir: &Path, segments: VecDeque<(u32, u64)>) -> Self {
         Backlog {
             dir: dir.to_owned(),
             segments,
         }
     }
 
-    /// Route every remaining record until done or `stop`; `router` is
-    /// the template of each source's router. A torn record (SIGKILL
-    /// mid-append, power loss) ends its segment: it is logged and counted,
-    /// and replay goes on with the next segment.
-    pub async fn replay(self, router: &Router, stop: &CancellationToken) -> Result<Replayed> {
-        let mut done = Replayed::default();
-        let mut routers: HashMap<String, Router> = HashMap::new();
-        let mut last: Option<String> = None;
-        for (number, start) in self.segments {
-            let path = segment_path(&self.dir, number);
-            let data = tokio::fs::read(&path)
-                .await
-                .with_context(|| format!("reading spool segment {}", path.display()))?;
-            let mut start = usize::try_from(start).unwrap_or(usize::MAX);
-            if start > data.len() {
-                warn!(
-                    "spool: {} is shorter than its saved position; replaying it whole",
-                    path.display()
-                );
-                start = 0;
+    /// Read the next remaining segment; `None` when all are read.
+    pub async fn next(&mut self) -> Result<Option<Spooled>> {
+        let Some((number, start)) = self.segments.pop_front() else {
+            return Ok(None);
+        };
+        let path = segment_path(&self.dir, number);
+        let data = tokio::fs::read(&path)
+            .await
+            .with_context(|| format!("reading spool segment {}", path.display()))?;
+        let mut start = usize::try_from(start).unwrap_or(usize::MAX);
+        if start > data.len() {
+            warn!(
+                "spool: {} is shorter than its saved position; replaying it whole",
+                path.display()
+            );
+            start = 0;
+        }
+        Ok(Some(Spooled {
+            path,
+            number,
+            data,
+            start,
+        }))
+    }
+}
+
+impl Spooled {
+    /// The segment's lines after the saved position and its header
+    /// records, in order; a torn record is the last item.
+    pub fn records(&self) -> impl Iterator<Item = Replayed<'_>> {
+        let mut at = 0;
+        let mut ended = false;
+        std::iter::from_fn(move || loop {
+            if ended {
+                return None;
             }
-            let mut at = 0;
-            while !stop.is_cancelled() {
-                let record = match decode(&data[at..]) {
-                    Decoded::Record(record) => record,
-                    Decoded::End => break,
-                    Decoded::Torn(why) => {
-                        warn!(
-                            "spool: {}: {why} at byte {at}; skipping its last {} bytes (a write cut by a crash)",
-                            path.display(),
-                            data.len() - at
-                        );
-                        done.torn += 1;
-                        break;
-                    }
-                };
-                at += record.size;
-                if !record.header && at <= start {
-                    continue;
+            let record = match decode(&self.data[at..]) {
+                Decoded::Record(record) => record,
+                Decoded::End => return None,
+                Decoded::Torn(why) => {
+                    warn!(
+                        "spool: {}: {why} at byte {at}; skipping its last {} bytes (a write cut by a crash)",
+                        self.path.display(),
+                        self.data.len() - at
+                    );
+                    ended = true;
+                    return Some(Replayed::Torn);
                 }
-                if last.as_deref() != Some(record.source) {
-                    // Lines go to the producer in the order they were read.
-                    if let Some(previous) = last.as_ref().and_then(|l| routers.get_mut(l)) {
-                        previous.flush().await;
-                    }
-                    last = Some(record.source.to_owned());
-                }
-                let source = routers
-                    .entry(record.source.to_owned())
-                    .or_insert_with(|| router.for_source(record.source.to_owned()));
-                if record.header {
-                    source.learn_header_frame(record.frame);
-                    continue;
-                }
+            };
+            at += record.size;
+            let (source, frame) = (record.source, record.frame);
+            if record.header {
+                return Some(Replayed::Header { source, frame });
+            }
+            if at > self.start {
                 let mark = Mark {
-                    generation: number,
+                    generation: self.number,
                     offset: at as u64,
                 };
-                source.replay(record.frame, mark).await;
-                done.lines += 1;
+                return Some(Replayed::Line {
+                    source,
+                    frame,
+                    mark,
+                });
             }
-        }
-        for source in routers.values_mut() {
-            source.flush().await;
-        }
-        Ok(done)
+        })
     }
 }

@@ -23,7 +23,10 @@ use crate::progress_bar;
 use crate::route::Router;
 use crate::sink::{Access, Sink};
 use crate::source::{activation, file, stdin, tcp};
-use crate::spool::{Backlog, Spool};
+use crate::spool::Spool;
+
+mod replay;
+use replay::replay;
 
 /// With a spool, shutdown waits at most this long for the broker: what
 /// is not delivered by then is safe on disk.
@@ -240,25 +243,6 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         keeper,
         error,
     })
-}
-
-/// Route what an earlier run spooled but never delivered, before any new
-/// line: the order of the stream is kept.
-async fn replay(backlog: Backlog, router: Router, stop: &CancellationToken) -> Result<()> {
-    let replayed = backlog.replay(&router, stop).await?;
-    if replayed.lines > 0 {
-        info!(
-            "spool: sending {} lines an earlier run left undelivered",
-            replayed.lines
-        );
-    }
-    if replayed.torn > 0 {
-        warn!(
-            "spool: {} torn records skipped (their writes were cut by a crash)",
-            replayed.torn
-        );
-    }
-    Ok(())
 }
 
 /// Save the spool's delivered position as the watermark moves, and flush
