@@ -5,14 +5,21 @@
 //! A file stays in the state until every line read from it is delivered,
 //! also after the reader let it go: a crash before then re-reads its tail
 //! at the next start instead of losing it.
+//!
+//! The file source registers files as it opens and lets go of them; the
+//! pipeline's committer saves. The table's lock is held only to note a
+//! file or to compute the state; the disk write (with its fsyncs) runs
+//! outside it, so a slow disk never holds up reading.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::Result;
 
 use super::{Resume, State, Store, VERSION};
 use crate::acker::Tracker;
 use crate::position::FileId;
+use crate::sync::lock;
 
 /// One file read in this run, by generation.
 #[derive(Debug, Clone, Copy)]
@@ -25,14 +32,23 @@ struct Tracked {
     end: Option<u64>,
 }
 
+/// The files read and what was saved of them.
+#[derive(Debug, Default)]
+struct Table {
+    /// Oldest first; the last is the file at the followed path.
+    files: Vec<Tracked>,
+    saved: Option<State>,
+}
+
 /// Saves how far the files being read are delivered.
 #[derive(Debug)]
 pub struct Progress {
     store: Store,
     followed: PathBuf,
-    /// Oldest first; the last is the file at the followed path.
-    files: Vec<Tracked>,
-    saved: Option<State>,
+    table: Mutex<Table>,
+    /// Held for a whole save: one at a time (they share the temp file),
+    /// each computed from the watermark after the one before it.
+    saving: Mutex<()>,
 }
 
 impl Progress {
@@ -41,8 +57,8 @@ impl Progress {
         Progress {
             store,
             followed,
-            files: Vec::new(),
-            saved: None,
+            table: Mutex::default(),
+            saving: Mutex::new(()),
         }
     }
 
@@ -58,10 +74,11 @@ impl Progress {
 
     /// Reading `id` started at `start` as `generation` (again when its
     /// identity grew: the head is read as the file fills).
-    pub fn opened(&mut self, generation: u32, id: FileId, start: u64) {
-        match self.files.iter_mut().find(|f| f.generation == generation) {
+    pub fn opened(&self, generation: u32, id: FileId, start: u64) {
+        let mut table = lock(&self.table);
+        match table.files.iter_mut().find(|f| f.generation == generation) {
             Some(known) => known.id = id,
-            None => self.files.push(Tracked {
+            None => table.files.push(Tracked {
                 generation,
                 id,
                 start,
@@ -72,26 +89,42 @@ impl Progress {
 
     /// Reading `generation` ended at `end`; it leaves the state once its
     /// lines are delivered.
-    pub fn closed(&mut self, generation: u32, end: u64) {
-        if let Some(file) = self.files.iter_mut().find(|f| f.generation == generation) {
+    pub fn closed(&self, generation: u32, end: u64) {
+        if let Some(file) = lock(&self.table)
+            .files
+            .iter_mut()
+            .find(|f| f.generation == generation)
+        {
             file.end = Some(end);
         }
     }
 
     /// Save how far each file is delivered, if that changed.
-    pub fn save(&mut self, tracker: &Tracker) -> Result<()> {
-        let delivered = |f: &Tracked| tracker.watermark_of(f.generation).unwrap_or(f.start);
-        // Let go and wholly delivered: nothing of it can be lost anymore.
-        self.files
-            .retain(|f| f.end.is_none_or(|end| delivered(f) < end));
-        let Some((newest, older)) = self.files.split_last() else {
+    pub fn save(&self, tracker: &Tracker) -> Result<()> {
+        let _saving = lock(&self.saving);
+        let Some(state) = self.due(tracker) else {
             return Ok(());
         };
+        self.store.save(&state)?;
+        debug!("progress saved: byte {} of {}", state.offset, state.file);
+        lock(&self.table).saved = Some(state);
+        Ok(())
+    }
+
+    /// The state to save, if it changed since the last save.
+    fn due(&self, tracker: &Tracker) -> Option<State> {
+        let mut table = lock(&self.table);
+        let delivered = |f: &Tracked| tracker.watermark_of(f.generation).unwrap_or(f.start);
+        // Let go and wholly delivered: nothing of it can be lost anymore.
+        table
+            .files
+            .retain(|f| f.end.is_none_or(|end| delivered(f) < end));
+        let (newest, older) = table.files.split_last()?;
         // Nothing delivered in this run yet: the saved state (if any) is
         // still right, and a first run has nothing to save.
         let moved = |f: &Tracked| tracker.watermark_of(f.generation).is_some();
-        if self.saved.is_none() && !self.files.iter().any(moved) {
-            return Ok(());
+        if table.saved.is_none() && !table.files.iter().any(moved) {
+            return None;
         }
         let state = State {
             version: VERSION,
@@ -106,13 +139,12 @@ impl Progress {
                 })
                 .collect(),
         };
-        if self.saved.as_ref() == Some(&state) {
-            return Ok(());
-        }
-        self.store.save(&state)?;
-        debug!("progress saved: byte {} of {}", state.offset, state.file);
-        self.saved = Some(state);
-        Ok(())
+        (table.saved.as_ref() != Some(&state)).then_some(state)
+    }
+
+    /// The followed path.
+    pub fn followed(&self) -> &Path {
+        &self.followed
     }
 
     /// Where the state lives (for messages).
@@ -131,7 +163,7 @@ mod tests {
     fn a_let_go_file_stays_until_delivered_and_each_file_has_its_offset() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path(), Path::new("x.csv")).unwrap();
-        let mut progress = Progress::new(store, "x.csv".into());
+        let progress = Progress::new(store, "x.csv".into());
         let tracker = Tracker::new(CancellationToken::new());
         let id = |ino| FileId {
             ino,

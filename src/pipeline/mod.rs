@@ -11,21 +11,23 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::Tracker;
 use crate::checkpoint::{Progress, Store};
 use crate::cli::{Config, SourceConfig};
 use crate::metrics;
-use crate::outcome::{Keeper, Outcome};
+use crate::outcome::Outcome;
 use crate::progress_bar;
 use crate::route::Router;
 use crate::sink::{Access, Sink};
 use crate::source::{activation, file, stdin, tcp};
 use crate::spool::Spool;
 
+mod commit;
 mod replay;
+use commit::{Committer, Kept};
 use replay::replay;
 
 /// With a spool, shutdown waits at most this long for the broker: what
@@ -34,7 +36,6 @@ const SPOOLED_DRAIN: Duration = Duration::from_secs(2);
 
 /// Run until the source ends or `stop` is cancelled.
 pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
-    let tracker = Arc::new(Tracker::new(stop.clone()));
     let abort = CancellationToken::new();
     let (spool, backlog) = match &config.spool {
         Some(spool) => {
@@ -44,6 +45,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         }
         None => (None, None),
     };
+    let tracker = Arc::new(Tracker::new(stop.clone()).spooling(spool.clone()));
     let keeps = spool.is_some()
         || matches!(
             config.source,
@@ -57,13 +59,12 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         &config.kafka,
         (config.topic.clone(), config.reject_topic.clone()),
         tracker.clone(),
-        spool.clone(),
         config.echo,
         abort.clone(),
         access.clone(),
     )?;
     let sink = Arc::new(sink);
-    let mut progress = match &config.source {
+    let progress = match &config.source {
         SourceConfig::File {
             path,
             state_dir: Some(dir),
@@ -71,7 +72,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         } => {
             let progress = Progress::new(Store::new(dir, path)?, path.clone());
             info!("progress is saved in {}", progress.location().display());
-            Some(progress)
+            Some(Arc::new(progress))
         }
         SourceConfig::File { path, .. } => {
             warn!(
@@ -123,9 +124,14 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
     let rerouter = sink.clone();
     let until_done = done.clone();
     tokio::spawn(async move { rerouter.reroute(broker_refused, until_done).await });
-    if let Some(spool) = &spool {
-        tokio::spawn(commit_spool(spool.clone(), tracker.clone(), done.clone()));
-    }
+    let kept = match (&spool, &progress) {
+        (Some(spool), _) => Kept::Spool(spool.clone()),
+        (None, Some(progress)) => Kept::File(progress.clone()),
+        (None, None) => Kept::Nothing,
+    };
+    let committer = Committer::new(kept.clone(), tracker.clone());
+    let stop_committing = CancellationToken::new();
+    let committing = tokio::spawn(committer.clone().run(stop_committing.clone()));
 
     let timeout = match spool {
         Some(_) => config.shutdown_timeout.min(SPOOLED_DRAIN),
@@ -161,7 +167,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
                         max_line,
                         lag: &file_lag,
                     };
-                    file::run(follow, &mut router, &tracker, progress.as_mut(), &stop).await
+                    file::run(follow, &mut router, &tracker, progress.as_deref(), &stop).await
                 }
                 SourceConfig::Listen { options, .. } => {
                     let router = router_for(String::new());
@@ -213,21 +219,14 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         }
         sink.purge();
     }
-    if let Some(progress) = progress.as_mut() {
-        progress.save(&tracker)?;
-    }
-    if let Some(spool) = &spool {
-        spool.commit(tracker.watermark())?;
-        spool.sync().context("syncing the spool")?;
-    }
+    // The running commit first: the last one is made from the final
+    // watermark.
+    stop_committing.cancel();
+    let _ = committing.await;
+    committer.finish()?;
     let error = match source_result {
         Err(e) => Some(format!("{e:#}")),
         Ok(()) => failure,
-    };
-    let keeper = match (&spool, &config.source) {
-        (Some(spool), _) => Keeper::Spool(spool.dir().to_owned()),
-        (None, SourceConfig::File { path, .. }) if progress.is_some() => Keeper::File(path.clone()),
-        _ => Keeper::Nothing,
     };
     // The bar goes before the summary is logged.
     done.cancel();
@@ -240,31 +239,9 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
     std::mem::forget(sink);
     Ok(Outcome {
         counts: tracker.counts(),
-        keeper,
+        keeper: kept.keeper(),
         error,
     })
-}
-
-/// Save the spool's delivered position as the watermark moves, and flush
-/// the spool to disk every second; a failing disk is logged, not fatal
-/// (the worst outcome is re-sending lines after a restart).
-async fn commit_spool(spool: Arc<Spool>, tracker: Arc<Tracker>, done: CancellationToken) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            () = tracker.wait_advanced() => {
-                if let Err(e) = spool.commit(tracker.watermark()) {
-                    warn!("{e:#}");
-                }
-            }
-            _ = ticker.tick() => {
-                if let Err(e) = spool.sync() {
-                    warn!("spool: flushing to disk failed: {e}");
-                }
-            }
-            () = done.cancelled() => return,
-        }
-    }
 }
 
 /// Why the wait for deliveries ended early: the shutdown timeout, or

@@ -20,11 +20,10 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use tokio_util::sync::CancellationToken;
 
-use crate::acker::{Note, Tracker};
+use crate::acker::{AppendError, Line, Note, Tracker};
 use crate::framing::Frame;
 use crate::kafka_stats::KafkaStats;
 use crate::position::Mark;
-use crate::spool::{AppendError, Spool};
 use crate::sync::lock;
 
 mod access;
@@ -129,22 +128,19 @@ pub struct Sink {
     tracker: Arc<Tracker>,
     topic: String,
     reject_topic: String,
-    /// Where lines without a position are kept until delivered.
-    spool: Option<Arc<Spool>>,
     /// Cancelled when the shutdown timeout expires: stop waiting for room.
     abort: CancellationToken,
 }
 
 impl Sink {
-    /// Create the producer from ordered `properties`; with a `spool`,
-    /// every line that has no position yet is spooled before it is sent.
-    /// The messages the broker refuses arrive on the receiver, for
+    /// Create the producer from ordered `properties`; lines are
+    /// registered (and spooled, when the tracker spools) before they are
+    /// sent. The messages the broker refuses arrive on the receiver, for
     /// [`reroute`](Self::reroute).
     pub fn new(
         properties: &[(String, String)],
         topics: (String, String),
         tracker: Arc<Tracker>,
-        spool: Option<Arc<Spool>>,
         echo: bool,
         abort: CancellationToken,
         access: Arc<Access>,
@@ -176,7 +172,6 @@ impl Sink {
             tracker,
             topic,
             reject_topic,
-            spool,
             abort,
         };
         Ok((sink, rerouted))
@@ -213,7 +208,7 @@ impl Sink {
         let Some(seq) = self.begin(&msg, rejected).await else {
             return;
         };
-        self.write_spool();
+        self.tracker.write_spool();
         let mut record = BaseRecord::with_opaque_to(topic, seq as usize).payload(msg.value);
         if let Some(key) = msg.key {
             record = record.key(key);
@@ -252,7 +247,7 @@ impl Sink {
     /// [`flush`](Self::flush)es the rest when its input has nothing more ready.
     pub async fn stage(&self, batch: &mut Batch, msg: Outgoing<'_>) {
         debug_assert!(msg.id.is_none() && msg.headers.is_empty());
-        let ticket = match self.try_begin(&msg, false) {
+        let ticket = match self.tracker.try_begin(&line(&msg, false)) {
             Ok(ticket) => ticket,
             Err(_) => {
                 // A full spool waits for deliveries: the lines batched
@@ -275,7 +270,7 @@ impl Sink {
         if batch.is_empty() {
             return;
         }
-        self.write_spool();
+        self.tracker.write_spool();
         let mut from = 0;
         while from < batch.len() {
             let refused = |ticket, error| {
@@ -297,15 +292,6 @@ impl Sink {
         batch.clear();
     }
 
-    /// Write what was spooled before it is produced. A failure is the
-    /// spool's to log and retry (new lines wait for it); the lines already
-    /// spooled go on to Kafka, the point of the spool is to not lose them.
-    fn write_spool(&self) {
-        if let Some(spool) = &self.spool {
-            let _ = spool.write();
-        }
-    }
-
     /// Wait until deliveries made room in the producer queue; false when
     /// the shutdown timeout expired instead.
     async fn wait_for_room(&self) -> bool {
@@ -315,48 +301,39 @@ impl Sink {
         }
     }
 
-    /// Register `msg` in the tracker, after spooling it if it has no
-    /// position yet: both under the tracker's lock, so spool order is
-    /// sequence order and the watermark is a spool position. A full or
-    /// failing spool makes the source wait (backpressure), never drops.
+    /// Register `msg` in the tracker (which spools it if it has no
+    /// position yet). A full or failing spool makes the source wait
+    /// (backpressure), never drops; if shutdown ends the wait, the tracker
+    /// keeps or counts the line and there is nothing to produce.
     async fn begin(&self, msg: &Outgoing<'_>, rejected: bool) -> Option<u64> {
-        if let Ok(seq) = self.until_spooled(|| self.try_begin(msg, rejected)).await {
-            return Some(seq);
-        }
-        let len = msg.value.len();
-        if let Some(spool) = self.spool.as_ref().filter(|_| msg.mark.is_none()) {
-            // Shutdown: the line was read, so the spool keeps it beyond
-            // its limit; it is not produced now, the next start sends it.
-            let kept = || spool.append_beyond_limit(msg.line, msg.source).map(Some);
-            if let Ok(seq) = self.tracker.begin_with(kept, rejected, len) {
-                self.tracker.given_up(seq);
-                return None;
+        let line = line(msg, rejected);
+        match self.until_spooled(|| self.tracker.try_begin(&line)).await {
+            Ok(seq) => Some(seq),
+            Err(_) => {
+                self.tracker.give_up_unsent(&line);
+                None
             }
         }
-        // Counted, and reported as lost by the outcome.
-        self.tracker.note(Note::Unspooled);
-        let seq = self.tracker.begin(None, rejected, msg.value.len());
-        self.tracker.given_up(seq);
-        None
     }
 
     /// Spool `line`, the `--header` line of `source` (stdin, a TCP
     /// connection), waiting for room as lines do: replay maps the source's
     /// lines by it.
     pub async fn spool_header(&self, line: Frame<'_>, source: &str) {
-        let Some(spool) = &self.spool else {
+        if !self.tracker.spools() {
             return;
-        };
-        if let Err(refused) = self.until_spooled(|| spool.header(line, source)).await {
+        }
+        if let Err(refused) = self
+            .until_spooled(|| self.tracker.spool_header(line, source))
+            .await
+        {
             warn!("{source}: shutdown timeout reached before the spool took the header line: {refused}");
         }
     }
 
     /// The spool is done with `source`'s header.
     pub fn forget_header(&self, source: &str) {
-        if let Some(spool) = &self.spool {
-            spool.forget(source);
-        }
+        self.tracker.forget_header(source);
     }
 
     /// Retry `attempt` while the spool refuses it (full, failing disk),
@@ -380,23 +357,10 @@ impl Sink {
                 warn!("{error}; reading paused until it takes lines again");
                 waited = true;
             }
-            let spool = self.spool.as_ref().expect("only the spool refuses lines");
             tokio::select! {
-                () = spool.wait_room(Duration::from_secs(1)) => {}
+                () = self.tracker.wait_spool_room(Duration::from_secs(1)) => {}
                 () = self.abort.cancelled() => return Err(error),
             }
-        }
-    }
-
-    /// [`begin`](Self::begin) without waiting: the spool's refusal, if any.
-    fn try_begin(&self, msg: &Outgoing<'_>, rejected: bool) -> Result<u64, AppendError> {
-        let len = msg.value.len();
-        match self.spool.as_ref().filter(|_| msg.mark.is_none()) {
-            Some(spool) => {
-                let spooled = || spool.append(msg.line, msg.source).map(Some);
-                self.tracker.begin_with(spooled, rejected, len)
-            }
-            None => Ok(self.tracker.begin(msg.mark, rejected, len)),
         }
     }
 
@@ -421,5 +385,16 @@ impl Sink {
         self.producer
             .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
         let _ = self.producer.flush(Duration::from_secs(1));
+    }
+}
+
+/// `msg` as the tracker registers it.
+fn line<'a>(msg: &Outgoing<'a>, rejected: bool) -> Line<'a> {
+    Line {
+        mark: msg.mark,
+        frame: msg.line,
+        source: msg.source,
+        rejected,
+        bytes: msg.value.len(),
     }
 }

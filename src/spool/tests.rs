@@ -45,7 +45,11 @@ fn fills_up_frees_by_segment_and_resumes_after_the_commit() {
         backlog.segments[0],
         (delivered.generation, delivered.offset)
     );
-    assert!(backlog.segments.iter().skip(1).all(|&(_, start)| start == 0));
+    assert!(backlog
+        .segments
+        .iter()
+        .skip(1)
+        .all(|&(_, start)| start == 0));
     // New lines go to a segment after everything replayed (0 to 7).
     let next = reopened.append(line(b"new"), "stdin").unwrap();
     assert_eq!(next.generation, 8);

@@ -5,7 +5,8 @@
 //!
 //! Directory events (notify) only wake the reader early; a periodic
 //! re-check is the source of truth, so filesystems without events (NFS)
-//! still work. Progress is saved whenever the tracker's watermark moves.
+//! still work. The source notes in the [`Progress`] which files it reads
+//! and lets go of; the pipeline's committer saves it.
 
 use std::io::{Seek as _, SeekFrom};
 use std::path::Path;
@@ -64,7 +65,7 @@ pub async fn run(
     cfg: Follow<'_>,
     router: &mut Router,
     tracker: &Tracker,
-    mut progress: Option<&mut Progress>,
+    progress: Option<&Progress>,
     stop: &CancellationToken,
 ) -> Result<()> {
     let wake = Arc::new(Notify::new());
@@ -74,12 +75,12 @@ pub async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let grace = cfg.options.rotate_grace;
 
-    let (saved, ever_saved) = match progress.as_deref() {
+    let (saved, ever_saved) = match progress {
         Some(p) => load_state(p),
         None => (None, false),
     };
     let mut generation = 0;
-    let saved_at = progress.as_deref().and_then(Progress::saved_at);
+    let saved_at = progress.and_then(Progress::saved_at);
     let saved = saved.as_ref().map(|state| (state, saved_at));
     let resumed = resume::open(cfg.path, saved, &mut generation, cfg.max_line)?;
     let mut rotated = Vec::new();
@@ -120,7 +121,7 @@ pub async fn run(
         current.seek(start)?;
     }
     learn_header(&mut current, router);
-    if let Some(p) = progress.as_deref_mut() {
+    if let Some(p) = progress {
         for file in rotated.iter().map(|r| &r.file).chain([&current]) {
             p.opened(file.generation, file.id, file.framer.offset());
         }
@@ -138,7 +139,7 @@ pub async fn run(
                     current.framer.offset()
                 );
                 let end = finish_from_copy(cfg.path, &mut current, router, stop).await?;
-                if let Some(p) = progress.as_deref_mut() {
+                if let Some(p) = progress {
                     p.closed(current.generation, end);
                 }
                 // Offsets restart: a new generation keeps positions unambiguous.
@@ -148,21 +149,21 @@ pub async fn run(
                 current.head.clear();
                 current.refresh_head()?;
                 router.expect_header();
-                if let Some(p) = progress.as_deref_mut() {
+                if let Some(p) = progress {
                     p.opened(current.generation, current.id, 0);
                 }
             }
         }
         // Rotated files first: what they hold was written before the new
         // file's lines, unless a writer still appends to them.
-        rotated::drain(&mut rotated, grace, progress.as_deref_mut(), stop).await?;
+        rotated::drain(&mut rotated, grace, progress, stop).await?;
         if read_available(&mut current, router, stop).await? {
             last_growth = tokio::time::Instant::now();
         }
         if stop.is_cancelled() {
             return Ok(());
         }
-        save(&mut progress, tracker, &current, &rotated);
+        note_heads(progress, &current, &rotated);
         cfg.lag.store(lag(tracker, &current), Ordering::Relaxed);
         if let PathState::Replaced = path_state(cfg.path, &current) {
             // Lines appended to the old file before the rename are read
@@ -180,7 +181,7 @@ pub async fn run(
                     router.for_source(router.label().to_owned()),
                 ));
                 router.expect_header();
-                if let Some(p) = progress.as_deref_mut() {
+                if let Some(p) = progress {
                     p.opened(current.generation, current.id, 0);
                 }
                 last_growth = tokio::time::Instant::now();
@@ -195,7 +196,6 @@ pub async fn run(
         tokio::select! {
             () = wake.notified() => {}
             _ = ticker.tick() => {}
-            () = tracker.wait_advanced() => {}
             () = sleep_until(rotated::next_deadline(&rotated, grace)) => {}
             () = sleep_until(partial_deadline) => {
                 info!("{}: shipping an unterminated last line (--partial-line-timeout)", cfg.path.display());
@@ -224,21 +224,12 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Save how far each file is delivered; a failing disk is logged, not
-/// fatal: the worst outcome is re-sending lines after a restart.
-fn save(
-    progress: &mut Option<&mut Progress>,
-    tracker: &Tracker,
-    current: &Current,
-    rotated: &[Rotated],
-) {
-    if let Some(p) = progress.as_deref_mut() {
-        // Identities grow with the head as the files fill.
+/// Note the files' identities in the progress: they grow with the head
+/// as the files fill.
+fn note_heads(progress: Option<&Progress>, current: &Current, rotated: &[Rotated]) {
+    if let Some(p) = progress {
         for file in rotated.iter().map(|r| &r.file).chain([current]) {
             p.opened(file.generation, file.id, 0);
-        }
-        if let Err(e) = p.save(tracker) {
-            warn!("{e:#}");
         }
     }
 }

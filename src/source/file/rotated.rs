@@ -39,7 +39,7 @@ impl Rotated {
 pub(super) async fn drain(
     rotated: &mut Vec<Rotated>,
     grace: Duration,
-    mut progress: Option<&mut Progress>,
+    progress: Option<&Progress>,
     stop: &CancellationToken,
 ) -> Result<()> {
     let mut index = 0;
@@ -51,7 +51,7 @@ pub(super) async fn drain(
             let done = rotated.remove(index);
             let end = done.file.framer.offset();
             warn!("a rotated file still being read was truncated or overwritten at byte {end}; letting it go");
-            if let Some(p) = progress.as_deref_mut() {
+            if let Some(p) = progress {
                 p.closed(done.file.generation, end);
             }
             continue;
@@ -70,7 +70,7 @@ pub(super) async fn drain(
         let end = finish(&mut done.file, &mut done.router).await;
         done.router.flush().await;
         debug!("a rotated file was quiet for {grace:?}; let go at byte {end}");
-        if let Some(p) = progress.as_deref_mut() {
+        if let Some(p) = progress {
             p.opened(done.file.generation, done.file.id, end);
             p.closed(done.file.generation, end);
         }

@@ -14,9 +14,8 @@
 //! The first failed delivery cancels the pipeline: sources stop reading and
 //! the watermark never moves past the failed line.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -24,106 +23,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::latency::Histogram;
 use crate::position::Mark;
+use crate::spool::Spool;
 use crate::sync::lock;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Pending,
-    Done,
-    Failed,
-}
+mod counts;
+mod spooled;
+mod window;
 
-/// One line with a position, in flight.
-#[derive(Debug)]
-struct Entry {
-    state: State,
-    mark: Mark,
-    /// When it was handed to the producer, if its latency is sampled.
-    sent: Option<Instant>,
-}
-
-/// The in-order window of lines with a position.
-#[derive(Debug, Default)]
-struct Window {
-    /// Sequence number of `entries[0]`.
-    base: u64,
-    entries: VecDeque<Entry>,
-    watermark: Option<Mark>,
-    /// The watermark's offset in each of the newest generations: how far
-    /// a file read beside others (a rotated file still written to) is
-    /// delivered.
-    by_generation: BTreeMap<u32, u64>,
-}
-
-/// Generations [`Window::by_generation`] remembers: files read at once
-/// are few; the spool's segments need only the watermark.
-const GENERATIONS_KEPT: usize = 64;
-
-/// Totals for the exit summary.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    /// Lines handed to the producer (including rejects).
-    pub sent: u64,
-    /// Bytes of the message values handed to the producer.
-    pub bytes: u64,
-    /// Acknowledged by the broker.
-    pub delivered: u64,
-    /// Of the sent lines, those routed to the reject topic.
-    pub rejected: u64,
-    /// Refused or failed for good by the producer (not at shutdown).
-    pub failed: u64,
-    /// Given up at shutdown (timeout, purge) without a delivery report.
-    pub given_up: u64,
-    /// Mapped with bytes invalid in their charset (original kept in `_raw`).
-    pub lossy: u64,
-    /// Sent without a key because the `--key` field was empty or absent.
-    pub keyless: u64,
-    /// Given up at shutdown before the spool could take them.
-    pub unspooled: u64,
-    /// Fixed-width records that went on past their layout.
-    pub longer: u64,
-}
-
-/// The counts the sources write. Aligned apart from [`SettledCounters`]:
-/// sender and delivery thread each keep their own cache line instead of
-/// passing one back and forth for every line.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct SentCounters {
-    sent: AtomicU64,
-    bytes: AtomicU64,
-    rejected: AtomicU64,
-    lossy: AtomicU64,
-    keyless: AtomicU64,
-    unspooled: AtomicU64,
-    longer: AtomicU64,
-}
-
-/// The counts the delivery callback writes.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct SettledCounters {
-    /// Delivered or failed.
-    settled: AtomicU64,
-    delivered: AtomicU64,
-    failed: AtomicU64,
-    given_up: AtomicU64,
-}
-
-/// Line events worth counting that are not deliveries.
-#[derive(Debug, Clone, Copy)]
-pub enum Note {
-    /// See [`Counts::lossy`].
-    Lossy,
-    /// See [`Counts::keyless`].
-    Keyless,
-    /// See [`Counts::unspooled`].
-    Unspooled,
-    /// See [`Counts::longer`].
-    Longer,
-    /// A line the broker refused goes to the reject topic after all.
-    Rerouted,
-}
+pub use counts::{Counts, Note};
+use counts::{SentCounters, SettledCounters};
+pub use spooled::{AppendError, Line};
+use window::{State, Window};
 
 /// Tickets of lines without a position have this bit set; the rest of
 /// the ticket is their sampled send time (nanoseconds since the tracker
@@ -158,6 +68,8 @@ pub struct Tracker {
     idle: Notify,
     want_idle: AtomicBool,
     cancel: CancellationToken,
+    /// Where lines without a position are kept until delivered.
+    spool: Option<Arc<Spool>>,
 }
 
 impl Tracker {
@@ -177,7 +89,14 @@ impl Tracker {
             idle: Notify::new(),
             want_idle: AtomicBool::new(false),
             cancel,
+            spool: None,
         }
+    }
+
+    /// The tracker spools every line without a position in `spool`
+    /// before registering it (`spooled.rs`).
+    pub fn spooling(self, spool: Option<Arc<Spool>>) -> Self {
+        Tracker { spool, ..self }
     }
 
     /// Count a line handed to the producer; whether to sample its latency.
@@ -206,7 +125,7 @@ impl Tracker {
     /// Register a line whose mark `place` decides (the spool writes it),
     /// under the window's lock: marks are then in sequence order. Nothing
     /// is registered if `place` fails.
-    pub fn begin_with<E>(
+    fn begin_with<E>(
         &self,
         place: impl FnOnce() -> Result<Option<Mark>, E>,
         rejected: bool,
@@ -218,13 +137,7 @@ impl Tracker {
             return Ok(self.begin(None, rejected, bytes));
         };
         let sampled = self.count_sent(rejected, bytes);
-        let seq = w.base + w.entries.len() as u64;
-        w.entries.push_back(Entry {
-            state: State::Pending,
-            mark,
-            sent: sampled.then(Instant::now),
-        });
-        Ok(seq)
+        Ok(w.push(mark, sampled.then(Instant::now)))
     }
 
     /// Now, as an unplaced ticket's send time (never 0).
@@ -294,23 +207,8 @@ impl Tracker {
 
     /// Settle window entry `seq`; move the watermark over what is done.
     fn settle_placed(&self, seq: u64, state: State) -> Option<Instant> {
-        let mut w = lock(&self.window);
-        let index = usize::try_from(seq - w.base).expect("in-flight window fits in memory");
-        let entry = &mut w.entries[index];
-        entry.state = state;
-        let sent = entry.sent;
-        let before = w.watermark;
-        while let Some(entry) = w.entries.front().filter(|e| e.state == State::Done) {
-            let mark = entry.mark;
-            w.watermark = Some(mark);
-            w.by_generation.insert(mark.generation, mark.offset);
-            w.entries.pop_front();
-            w.base += 1;
-        }
-        if w.watermark != before {
-            while w.by_generation.len() > GENERATIONS_KEPT {
-                w.by_generation.pop_first();
-            }
+        let (sent, moved) = lock(&self.window).settle(seq, state);
+        if moved {
             self.advanced.notify_one();
         }
         sent
@@ -345,13 +243,13 @@ impl Tracker {
 
     /// Last position whose line and all lines before it were delivered.
     pub fn watermark(&self) -> Option<Mark> {
-        lock(&self.window).watermark
+        lock(&self.window).watermark()
     }
 
     /// The offset up to which every line of `generation` (and every line
     /// registered before those) was delivered, if any was.
     pub fn watermark_of(&self, generation: u32) -> Option<u64> {
-        lock(&self.window).by_generation.get(&generation).copied()
+        lock(&self.window).watermark_of(generation)
     }
 
     /// Lines registered but not yet settled.
@@ -391,79 +289,4 @@ impl Tracker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn mark(offset: u64) -> Option<Mark> {
-        Some(Mark {
-            generation: 0,
-            offset,
-        })
-    }
-
-    #[test]
-    fn watermark_moves_only_over_contiguous_acks() {
-        let t = Tracker::new(CancellationToken::new());
-        let seqs: Vec<_> = (1..=4).map(|i| t.begin(mark(i * 10), false, 1)).collect();
-        t.delivered(seqs[1]);
-        t.delivered(seqs[3]);
-        assert_eq!(t.watermark(), None);
-        t.delivered(seqs[0]);
-        assert_eq!(t.watermark(), mark(20));
-        t.delivered(seqs[2]);
-        assert_eq!(t.watermark(), mark(40));
-        assert_eq!(t.pending(), 0);
-    }
-
-    #[test]
-    fn each_generation_keeps_its_own_watermark() {
-        let t = Tracker::new(CancellationToken::new());
-        let at = |generation, offset| Some(Mark { generation, offset });
-        let old = t.begin(at(1, 10), false, 1);
-        let new = t.begin(at(2, 5), false, 1);
-        let old_again = t.begin(at(1, 20), false, 1);
-        t.delivered(new);
-        t.delivered(old_again);
-        assert_eq!((t.watermark_of(1), t.watermark_of(2)), (None, None));
-        t.delivered(old);
-        assert_eq!((t.watermark_of(1), t.watermark_of(2)), (Some(20), Some(5)));
-        assert_eq!(t.watermark(), at(1, 20));
-    }
-
-    #[test]
-    fn a_failure_pins_the_watermark_and_cancels() {
-        let cancel = CancellationToken::new();
-        let t = Tracker::new(cancel.clone());
-        let a = t.begin(mark(10), false, 1);
-        let b = t.begin(mark(20), false, 1);
-        let c = t.begin(mark(30), true, 1);
-        t.delivered(a);
-        t.failed(b, || "boom".into());
-        t.delivered(c);
-        assert_eq!(t.watermark(), mark(10));
-        assert!(cancel.is_cancelled());
-        assert_eq!(t.first_error().as_deref(), Some("boom"));
-        let counts = t.counts();
-        assert_eq!(
-            (
-                counts.sent,
-                counts.delivered,
-                counts.failed,
-                counts.rejected
-            ),
-            (3, 2, 1, 1)
-        );
-    }
-
-    #[tokio::test]
-    async fn wait_idle_returns_once_drained() {
-        let t = std::sync::Arc::new(Tracker::new(CancellationToken::new()));
-        let seq = t.begin(None, false, 1);
-        let t2 = t.clone();
-        let waiter = tokio::spawn(async move { t2.wait_idle().await });
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
-        t.delivered(seq);
-        waiter.await.unwrap();
-    }
-}
+mod tests;

@@ -1,0 +1,99 @@
+//! The tracker's begin hook for lines that exist nowhere else: with a
+//! spool, a line without a position (stdin, TCP) is appended to it under
+//! the window's lock, so spool order is sequence order and the watermark
+//! is a spool position. The sink registers every line here and never
+//! touches the spool itself.
+
+use std::time::Duration;
+
+use super::{Note, Tracker};
+use crate::framing::Frame;
+use crate::position::Mark;
+pub use crate::spool::AppendError;
+
+/// A line about to be produced, as the tracker registers it.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'a> {
+    /// Its file position; without one, the spool (if any) keeps it.
+    pub mark: Option<Mark>,
+    /// The line as framed, for the spool.
+    pub frame: Frame<'a>,
+    /// The source it was read from (kept with it in the spool).
+    pub source: &'a str,
+    /// Whether it goes to the reject topic.
+    pub rejected: bool,
+    /// Bytes of its message value.
+    pub bytes: usize,
+}
+
+impl Tracker {
+    /// Register `line`, after spooling it if it has no position: the
+    /// spool's refusal (full, failing disk) registers nothing.
+    pub fn try_begin(&self, line: &Line<'_>) -> Result<u64, AppendError> {
+        let (rejected, bytes) = (line.rejected, line.bytes);
+        match self.spool.as_ref().filter(|_| line.mark.is_none()) {
+            Some(spool) => {
+                let spooled = || spool.append(line.frame, line.source).map(Some);
+                self.begin_with(spooled, rejected, bytes)
+            }
+            None => Ok(self.begin(line.mark, rejected, bytes)),
+        }
+    }
+
+    /// Shutdown stopped waiting for the spool to take `line`. It was
+    /// read, so the spool keeps it beyond its limit; it is not produced
+    /// now, the next start sends it. If even that fails it is counted as
+    /// unspooled, which the outcome reports as lost.
+    pub fn give_up_unsent(&self, line: &Line<'_>) {
+        let (rejected, bytes) = (line.rejected, line.bytes);
+        if let Some(spool) = self.spool.as_ref().filter(|_| line.mark.is_none()) {
+            let kept = || spool.append_beyond_limit(line.frame, line.source).map(Some);
+            if let Ok(seq) = self.begin_with(kept, rejected, bytes) {
+                self.given_up(seq);
+                return;
+            }
+        }
+        self.note(Note::Unspooled);
+        let seq = self.begin(None, rejected, bytes);
+        self.given_up(seq);
+    }
+
+    /// Whether lines without a position are spooled.
+    pub fn spools(&self) -> bool {
+        self.spool.is_some()
+    }
+
+    /// Write what was spooled; called before it is produced. A failure is
+    /// the spool's to log and retry (new lines wait for it); the lines
+    /// already spooled go on to Kafka, the point of the spool is to not
+    /// lose them.
+    pub fn write_spool(&self) {
+        if let Some(spool) = &self.spool {
+            let _ = spool.write();
+        }
+    }
+
+    /// Spool `frame`, the `--header` line of `source`: replay maps the
+    /// source's lines by it. Without a spool there is nothing to do.
+    pub fn spool_header(&self, frame: Frame<'_>, source: &str) -> Result<(), AppendError> {
+        match &self.spool {
+            Some(spool) => spool.header(frame, source),
+            None => Ok(()),
+        }
+    }
+
+    /// The spool is done with `source`'s header.
+    pub fn forget_header(&self, source: &str) {
+        if let Some(spool) = &self.spool {
+            spool.forget(source);
+        }
+    }
+
+    /// Wait until deliveries free spool space, at most `limit`.
+    pub async fn wait_spool_room(&self, limit: Duration) {
+        match &self.spool {
+            Some(spool) => spool.wait_room(limit).await,
+            None => tokio::time::sleep(limit).await,
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The one committer: it saves how far delivery got, for whichever keeps
+//! the undelivered lines (the followed file's progress, or the spool), as
+//! the tracker's watermark moves, and once more at shutdown. Nothing else
+//! writes a checkpoint.
+//!
+//! Saves (with their fsyncs) run on a blocking thread, so a slow disk
+//! delays the checkpoint, never the reading. A failing save while running
+//! is logged, not fatal: the worst outcome is re-sending lines after a
+//! restart; the last save at shutdown decides the outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use tokio_util::sync::CancellationToken;
+
+use crate::acker::Tracker;
+use crate::checkpoint::Progress;
+use crate::outcome::Keeper;
+use crate::spool::Spool;
+
+/// What keeps lines not delivered yet, and so what is committed.
+#[derive(Debug, Clone)]
+pub enum Kept {
+    /// Nothing: a pipe or a socket without a spool, or a file without
+    /// `--state-dir`.
+    Nothing,
+    /// The followed file, re-read from the saved progress.
+    File(Arc<Progress>),
+    /// The spool, replayed from its saved position.
+    Spool(Arc<Spool>),
+}
+
+impl Kept {
+    /// Where the outcome finds the lines not delivered.
+    pub fn keeper(&self) -> Keeper {
+        match self {
+            Kept::Nothing => Keeper::Nothing,
+            Kept::File(progress) => Keeper::File(progress.followed().to_owned()),
+            Kept::Spool(spool) => Keeper::Spool(spool.dir().to_owned()),
+        }
+    }
+}
+
+/// Saves the delivered position of [`Kept`].
+#[derive(Debug, Clone)]
+pub struct Committer {
+    kept: Kept,
+    tracker: Arc<Tracker>,
+}
+
+/// How often spooled records are flushed to the disk (power-loss safety).
+const SPOOL_SYNC: Duration = Duration::from_secs(1);
+
+impl Committer {
+    /// A committer of `kept`, following `tracker`'s watermark.
+    pub fn new(kept: Kept, tracker: Arc<Tracker>) -> Self {
+        Committer { kept, tracker }
+    }
+
+    /// Commit as the watermark moves (and sync the spool every second)
+    /// until `stop`; a commit under way is finished first.
+    pub async fn run(self, stop: CancellationToken) {
+        if matches!(self.kept, Kept::Nothing) {
+            return;
+        }
+        let mut ticker = tokio::time::interval(SPOOL_SYNC);
+        loop {
+            tokio::select! {
+                () = self.tracker.wait_advanced() => {
+                    if let Err(e) = self.off_thread(Self::commit).await {
+                        warn!("{e:#}");
+                    }
+                }
+                _ = ticker.tick(), if matches!(self.kept, Kept::Spool(_)) => {
+                    if let Err(e) = self.off_thread(Self::sync).await {
+                        warn!("spool: flushing to disk failed: {e:#}");
+                    }
+                }
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// The last commit, at shutdown: everything delivered is saved, and
+    /// the spool is on the disk.
+    pub fn finish(&self) -> Result<()> {
+        self.commit()?;
+        self.sync().context("syncing the spool")
+    }
+
+    /// Run `step` on a blocking thread.
+    async fn off_thread(&self, step: fn(&Self) -> Result<()>) -> Result<()> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || step(&this))
+            .await
+            .context("the committer's thread")?
+    }
+
+    /// Save the watermark (the spool also deletes wholly delivered segments).
+    fn commit(&self) -> Result<()> {
+        match &self.kept {
+            Kept::Nothing => Ok(()),
+            Kept::File(progress) => progress.save(&self.tracker),
+            Kept::Spool(spool) => spool.commit(self.tracker.watermark()),
+        }
+    }
+
+    /// Flush spooled records to the disk.
+    fn sync(&self) -> Result<()> {
+        match &self.kept {
+            Kept::Spool(spool) => Ok(spool.sync()?),
+            _ => Ok(()),
+        }
+    }
+}
