@@ -1,8 +1,9 @@
 //! cdrship: ship PBX call detail records to Kafka.
 //!
 //! `main` parses the command line, sets up logging and signals, runs the
-//! pipeline and exits with the status its [`outcome::Outcome`] decides
-//! (0, 75 or 1), or 2 for a usage error.
+//! pipeline and exits with the status [`outcome::Ending`] decides: 0, 75
+//! or 1 from the run's outcome, 1 when it could not start, 2 for a usage
+//! error.
 
 #[macro_use]
 mod log;
@@ -52,30 +53,31 @@ struct ConfString(*const std::ffi::c_char);
 unsafe impl Sync for ConfString {}
 
 use anyhow::{Context as _, Result};
+use outcome::Ending;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = cli::parse();
     log::init(cli.log_level());
+    start(cli).exit()
+}
+
+/// Turn the command line into a configuration and run it.
+fn start(cli: cli::Cli) -> Ending {
     let config = match cli.into_config() {
         Ok(config) => config,
-        Err(e) => {
-            error!("{e:#}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return Ending::Usage(e),
     };
     if matches!(config.source, cli::SourceConfig::Stdin { .. }) && source::stdin::is_dev_null() {
         // A unit or script that forgot its input; under systemd stdin is /dev/null.
-        error!("stdin is /dev/null, nothing to ship: give --file or --listen, or pipe lines in");
-        return ExitCode::from(2);
+        return Ending::Usage(anyhow::anyhow!(
+            "stdin is /dev/null, nothing to ship: give --file or --listen, or pipe lines in"
+        ));
     }
     match run(config) {
-        Ok(outcome) => outcome.report(),
-        Err(e) => {
-            error!("{e:#}");
-            ExitCode::FAILURE
-        }
+        Ok(outcome) => Ending::Ran(outcome),
+        Err(e) => Ending::Failed(e),
     }
 }
 

@@ -2,7 +2,8 @@
 //! delivered, is kept (in the spool, or before the saved file position,
 //! so the next start sends it), or is lost; and whether something failed.
 //! The exit status and the summary in the log both come from it, so they
-//! cannot disagree.
+//! cannot disagree. [`Ending`] is the one place that maps how a process
+//! ended (usage error, start-up failure, a run) to its exit status.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,37 @@ pub struct Outcome {
 
 /// EX_TEMPFAIL: nothing lost, delivery continues at the next start.
 const TEMPFAIL: u8 = 75;
+
+/// A usage error (bad options), as clap exits for its own.
+const USAGE: u8 = 2;
+
+/// How the process ended.
+#[derive(Debug)]
+pub enum Ending {
+    /// The command line or what it names cannot be used: nothing ran.
+    Usage(anyhow::Error),
+    /// Starting or running failed before an outcome could be counted.
+    Failed(anyhow::Error),
+    /// A run, with what became of its lines.
+    Ran(Outcome),
+}
+
+impl Ending {
+    /// Log why it ended; the exit status.
+    pub fn exit(self) -> ExitCode {
+        match self {
+            Ending::Usage(e) => {
+                error!("{e:#}");
+                ExitCode::from(USAGE)
+            }
+            Ending::Failed(e) => {
+                error!("{e:#}");
+                ExitCode::FAILURE
+            }
+            Ending::Ran(outcome) => outcome.report(),
+        }
+    }
+}
 
 impl Outcome {
     /// Lines read and not delivered.
