@@ -21,10 +21,10 @@ mod delivered;
 mod record;
 mod replay;
 mod segment;
+mod writer;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -35,20 +35,16 @@ use tokio::sync::Notify;
 
 use delivered::Delivered;
 pub use replay::{Backlog, Replayed};
-use segment::{list, lock_dir, remove, segment_path, Segment};
+use segment::{list, lock_dir, remove, segment_path};
+use writer::Writer;
 
 use crate::checkpoint::Store;
 use crate::framing::Frame;
-use crate::position::FileId;
 use crate::position::Mark;
 use crate::sync::lock;
 
 /// Largest segment; the spool frees space a segment at a time.
 const SEGMENT_BYTES: u64 = 4 << 20;
-
-/// Appended bytes kept before they are written even without a batch end
-/// (many TCP connections append between their batch ends).
-const PENDING_BYTES: usize = 256 << 10;
 
 /// Why a line could not be spooled (yet).
 #[derive(Debug)]
@@ -71,62 +67,13 @@ impl std::fmt::Display for AppendError {
 
 #[derive(Debug)]
 struct Inner {
-    /// Oldest first; the last one is written to while `writer` is open.
-    segments: VecDeque<Segment>,
-    writer: Option<File>,
-    /// Records appended to the last segment but not written yet; counted
-    /// in its size, so marks are final when appended.
-    pending: Vec<u8>,
-    /// The last write failed: the rest of `pending` is retried, and new
-    /// records are refused until it is written.
-    failing: bool,
-    next: u32,
-    total: u64,
+    writer: Writer,
     scratch: Vec<u8>,
     committed: Option<Mark>,
     /// The `--header` line of each source still reading, as encoded
     /// records: each new segment starts with them, so replay from any
     /// segment maps a source's lines by its own header.
     headers: HashMap<String, Vec<u8>>,
-    /// Rolled-away segments whose last records the next sync flushes.
-    rolled: Vec<File>,
-    /// A segment was created since the last sync: the directory entry
-    /// needs a sync too, or a power loss can drop the whole file.
-    new_entry: bool,
-}
-
-impl Inner {
-    /// Write `pending` to the last segment. On failure, what the kernel
-    /// took is dropped from `pending` and the rest stays for a retry at
-    /// the same place, so no record is ever torn by a retry.
-    fn write_pending(&mut self) -> std::io::Result<()> {
-        let Some(writer) = self.writer.as_mut().filter(|_| !self.pending.is_empty()) else {
-            return Ok(());
-        };
-        let mut written = 0;
-        let result = loop {
-            if written == self.pending.len() {
-                break Ok(());
-            }
-            match writer.write(&self.pending[written..]) {
-                Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
-        self.pending.drain(..written);
-        match &result {
-            Ok(()) if std::mem::take(&mut self.failing) => info!("spool: writing works again"),
-            Ok(()) => {}
-            Err(e) if !self.failing => {
-                warn!("spool: writing failed: {e}; retrying, and new lines wait");
-                self.failing = true;
-            }
-            Err(_) => {}
-        }
-        result
-    }
 }
 
 /// An open spool directory (exclusively locked by this process).
@@ -191,17 +138,10 @@ impl Spool {
             max_bytes,
             segment_bytes: (max_bytes / 8).clamp(64 << 10, SEGMENT_BYTES),
             inner: Mutex::new(Inner {
-                total: segments.iter().map(|s| s.size).sum(),
-                segments: segments.into(),
-                writer: None,
-                pending: Vec::new(),
-                failing: false,
-                next,
+                writer: Writer::new(dir, segments, next),
                 scratch: Vec::new(),
                 committed,
                 headers: HashMap::new(),
-                rolled: Vec::new(),
-                new_entry: false,
             }),
             saving: Mutex::new(()),
             full: AtomicBool::new(false),
@@ -245,82 +185,32 @@ impl Spool {
     ) -> Result<Mark, AppendError> {
         let mut inner = lock(&self.inner);
         let inner = &mut *inner;
-        if inner.failing {
-            inner.write_pending().map_err(AppendError::Io)?;
+        if inner.writer.failing {
+            inner.writer.write_pending().map_err(AppendError::Io)?;
         }
         inner.scratch.clear();
         record::encode(frame, source, header, &mut inner.scratch);
         let size = inner.scratch.len() as u64;
-        if !beyond_limit && inner.total > 0 && inner.total + size > self.max_bytes {
+        let total = inner.writer.total();
+        if !beyond_limit && total > 0 && total + size > self.max_bytes {
             self.full.store(true, Ordering::Release);
             return Err(AppendError::Full);
         }
-        let rolled = inner
-            .segments
-            .back()
-            .is_none_or(|s| s.size >= self.segment_bytes);
-        if inner.writer.is_none() || rolled {
-            self.open_segment(inner)?;
+        if inner.writer.must_roll(self.segment_bytes) {
+            inner.writer.roll(inner.headers.values())?;
         }
         if header {
             inner
                 .headers
                 .insert(source.to_owned(), inner.scratch.clone());
         }
-        inner.pending.extend_from_slice(&inner.scratch);
-        Ok(Self::appended(inner, size))
-    }
-
-    /// Start the next segment, beginning with the live sources' headers.
-    fn open_segment(&self, inner: &mut Inner) -> Result<(), AppendError> {
-        // The last segment's records first: they belong to its file.
-        inner.write_pending().map_err(AppendError::Io)?;
-        let number = inner.next;
-        let path = segment_path(&self.dir, number);
-        let file = File::options()
-            .create_new(true)
-            .append(true)
-            .open(&path)
-            .map_err(AppendError::Io)?;
-        let id = FileId::of(&file.metadata().map_err(AppendError::Io)?);
-        inner.next += 1;
-        inner.segments.push_back(Segment {
-            number,
-            size: 0,
-            id,
-        });
-        if let Some(old) = inner.writer.replace(file) {
-            inner.rolled.push(old);
-        }
-        inner.new_entry = true;
-        let copies: usize = inner.headers.values().map(Vec::len).sum();
-        for header in inner.headers.values() {
-            inner.pending.extend_from_slice(header);
-        }
-        Self::appended(inner, copies as u64);
-        Ok(())
-    }
-
-    /// Count `size` bytes just added to `pending` in the last segment and
-    /// return the position after them.
-    fn appended(inner: &mut Inner, size: u64) -> Mark {
-        if inner.pending.len() >= PENDING_BYTES {
-            // A failure is kept in `failing`: the next append retries.
-            let _ = inner.write_pending();
-        }
-        let segment = inner.segments.back_mut().expect("the writer's segment");
-        segment.size += size;
-        inner.total += size;
-        Mark {
-            generation: segment.number,
-            offset: segment.size,
-        }
+        Ok(inner.writer.add(&inner.scratch))
     }
 
     /// Write the appended records (one `write(2)` for all of them). The
     /// sink calls this before it produces them.
     pub fn write(&self) -> std::io::Result<()> {
-        lock(&self.inner).write_pending()
+        lock(&self.inner).writer.write_pending()
     }
 
     /// Record that every line up to `mark` is delivered: save it, delete
@@ -333,26 +223,17 @@ impl Spool {
             let Some(mark) = mark.filter(|m| Some(*m) != inner.committed) else {
                 return Ok(());
             };
-            let segment = inner.segments.iter().find(|s| s.number == mark.generation);
+            let segment = inner.writer.segment(mark.generation);
             (
                 mark,
-                *segment.expect("a delivered mark's segment is kept until committed"),
+                segment.expect("a delivered mark's segment is kept until committed"),
             )
         };
         self.store.save(&Delivered::new(mark, &segment))?;
         let mut inner = lock(&self.inner);
         inner.committed = Some(mark);
-        while let Some(old) = inner
-            .segments
-            .front()
-            .filter(|s| s.number < mark.generation)
-        {
-            let old = *old;
-            remove(&segment_path(&self.dir, old.number));
-            inner.total -= old.size;
-            inner.segments.pop_front();
-        }
-        if inner.total < self.max_bytes && self.full.swap(false, Ordering::AcqRel) {
+        inner.writer.remove_before(mark.generation);
+        if inner.writer.total() < self.max_bytes && self.full.swap(false, Ordering::AcqRel) {
             info!("spool has room again");
         }
         drop(inner);
@@ -365,27 +246,10 @@ impl Spool {
     /// the directory when a segment was created. What fails is retried by
     /// the next sync.
     pub fn sync(&self) -> std::io::Result<()> {
-        let (rolled, writer, new_entry) = {
-            let mut inner = lock(&self.inner);
-            inner.write_pending()?;
-            let writer = inner.writer.as_ref().map(File::try_clone).transpose()?;
-            let rolled = std::mem::take(&mut inner.rolled);
-            (rolled, writer, std::mem::take(&mut inner.new_entry))
-        };
-        let flush = || -> std::io::Result<()> {
-            for file in rolled.iter().chain(&writer) {
-                file.sync_data()?;
-            }
-            if new_entry {
-                File::open(&self.dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        let result = flush();
+        let unsynced = lock(&self.inner).writer.unsynced()?;
+        let result = unsynced.flush(&self.dir);
         if result.is_err() {
-            let mut inner = lock(&self.inner);
-            inner.rolled.extend(rolled);
-            inner.new_entry |= new_entry;
+            lock(&self.inner).writer.sync_failed(unsynced);
         }
         result
     }
@@ -402,7 +266,7 @@ impl Spool {
 
     /// Bytes of segments on disk.
     pub fn bytes(&self) -> u64 {
-        lock(&self.inner).total
+        lock(&self.inner).writer.total()
     }
 
     /// The spool directory (for messages).

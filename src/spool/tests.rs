@@ -104,18 +104,22 @@ fn a_sync_flushes_rolled_segments_and_the_directory() {
     let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
     let record = [b'x'; 1000];
     let first = spool.append(line(&record), "stdin").unwrap();
-    assert!(lock(&spool.inner).new_entry, "a new segment");
+    assert!(lock(&spool.inner).writer.new_entry, "a new segment");
     spool.sync().unwrap();
-    assert!(!lock(&spool.inner).new_entry);
+    assert!(!lock(&spool.inner).writer.new_entry);
     while spool.append(line(&record), "stdin").unwrap().generation == first.generation {}
     {
         let inner = lock(&spool.inner);
-        assert_eq!(inner.rolled.len(), 1, "the rolled segment awaits its sync");
-        assert!(inner.new_entry);
+        assert_eq!(
+            inner.writer.rolled.len(),
+            1,
+            "the rolled segment awaits its sync"
+        );
+        assert!(inner.writer.new_entry);
     }
     spool.sync().unwrap();
     let inner = lock(&spool.inner);
-    assert!(inner.rolled.is_empty() && !inner.new_entry);
+    assert!(inner.writer.rolled.is_empty() && !inner.writer.new_entry);
 }
 
 #[test]
@@ -128,7 +132,11 @@ fn a_failed_write_keeps_the_records_and_refuses_new_ones_until_it_works() {
     // Swap in a read-only handle: every write fails (EBADF).
     let writable = {
         let mut inner = lock(&spool.inner);
-        inner.writer.replace(File::open(&path).unwrap()).unwrap()
+        inner
+            .writer
+            .file
+            .replace(File::open(&path).unwrap())
+            .unwrap()
     };
     assert!(spool.write().is_err());
     assert!(matches!(
@@ -136,7 +144,7 @@ fn a_failed_write_keeps_the_records_and_refuses_new_ones_until_it_works() {
         Err(AppendError::Io(_))
     ));
     assert!(lines_in(&path).is_empty());
-    lock(&spool.inner).writer = Some(writable);
+    lock(&spool.inner).writer.file = Some(writable);
     let three = spool.append(line(b"three"), "stdin").unwrap();
     spool.write().unwrap();
     assert_eq!(lines_in(&path), [&b"one"[..], b"two", b"three"]);
