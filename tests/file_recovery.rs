@@ -216,3 +216,29 @@ fn the_saved_file_truncated_and_renamed_while_stopped_is_read_whole() {
     run.stop();
     e.nothing_more();
 }
+
+/// Two cdrships following one file with one state directory would each
+/// send every line and overwrite each other's progress: the second is
+/// refused at start, and the first goes on alone.
+#[test]
+fn a_second_follower_of_the_same_file_and_state_is_refused() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "locked");
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("before", 0..10));
+    let mut first = f.start(&broker);
+    e.check();
+    let mut second = f.start(&broker);
+    assert_eq!(second.wait().code(), Some(1), "{}", second.log());
+    assert!(
+        second
+            .log()
+            .contains("is followed by another cdrship with the same --state-dir"),
+        "{}",
+        second.log()
+    );
+    e.add(&f.path, numbered("after", 0..10));
+    e.check();
+    first.stop();
+    e.nothing_more();
+}

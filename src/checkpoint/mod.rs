@@ -126,6 +126,38 @@ impl Store {
     pub fn path(&self) -> &Path {
         &self.file
     }
+
+    /// Take this state's lock (beside it, `.lock` for `.state.json`),
+    /// held while the returned handle lives.
+    pub fn lock(&self, followed: &Path) -> Result<File> {
+        lock(&self.file.with_extension("lock"), || {
+            format!(
+                "{} is followed by another cdrship with the same --state-dir (its progress {} is locked)",
+                followed.display(),
+                self.file.display()
+            )
+        })
+    }
+}
+
+/// Take the lock file at `path` for the life of the returned handle:
+/// one process per spool or per followed file's state, since two would
+/// send every line twice and overwrite each other's position. When
+/// another process holds it, the error is `in_use`.
+pub fn lock(path: &Path, in_use: impl FnOnce() -> String) -> Result<File> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => bail!(in_use()),
+        Err(fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -49,17 +49,21 @@ pub struct Progress {
     /// Held for a whole save: one at a time (they share the temp file),
     /// each computed from the watermark after the one before it.
     saving: Mutex<()>,
+    /// Held for the life of the progress: one process per followed file.
+    _lock: std::fs::File,
 }
 
 impl Progress {
-    /// Progress for `followed`, stored in `store`.
-    pub fn new(store: Store, followed: PathBuf) -> Self {
-        Progress {
+    /// Progress for `followed`, stored in `store`; refused while another
+    /// process holds it.
+    pub fn new(store: Store, followed: PathBuf) -> Result<Self> {
+        Ok(Progress {
+            _lock: store.lock(&followed)?,
             store,
             followed,
             table: Mutex::default(),
             saving: Mutex::new(()),
-        }
+        })
     }
 
     /// The state saved by an earlier run.
@@ -163,7 +167,7 @@ mod tests {
     fn a_let_go_file_stays_until_delivered_and_each_file_has_its_offset() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path(), Path::new("x.csv")).unwrap();
-        let progress = Progress::new(store, "x.csv".into());
+        let progress = Progress::new(store, "x.csv".into()).unwrap();
         let tracker = Tracker::new(CancellationToken::new());
         let id = |ino| FileId {
             ino,

@@ -70,7 +70,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
             state_dir: Some(dir),
             ..
         } => {
-            let progress = Progress::new(Store::new(dir, path)?, path.clone());
+            let progress = Progress::new(Store::new(dir, path)?, path.clone())?;
             info!("progress is saved in {}", progress.location().display());
             Some(Arc::new(progress))
         }

@@ -35,10 +35,10 @@ use tokio::sync::Notify;
 
 use delivered::Delivered;
 pub use replay::{Backlog, Replayed};
-use segment::{list, lock_dir, remove, segment_path};
+use segment::{list, remove, segment_path};
 use writer::Writer;
 
-use crate::checkpoint::Store;
+use crate::checkpoint::{self, Store};
 use crate::framing::Frame;
 use crate::position::Mark;
 use crate::sync::lock;
@@ -99,7 +99,12 @@ impl Spool {
     pub fn open(dir: &Path, max_bytes: u64) -> Result<(Spool, Backlog)> {
         fs::create_dir_all(dir)
             .with_context(|| format!("creating spool directory {}", dir.display()))?;
-        let dir_lock = lock_dir(dir)?;
+        let dir_lock = checkpoint::lock(&dir.join("lock"), || {
+            format!(
+                "spool {} is in use by another cdrship (one process per spool directory)",
+                dir.display()
+            )
+        })?;
         let store = Store::new(dir, Path::new("spool"))?;
         // Failing every start would be a crash loop under `Restart=`;
         // replaying everything re-sends delivered lines, never skips one.

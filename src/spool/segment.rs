@@ -1,8 +1,8 @@
-//! The spool's segment files on disk: their names, the listing at start,
-//! and the directory lock.
-//! Reading and writing records is the spool's (`mod.rs`) and replay's.
+//! The spool's segment files on disk: their names, the listing at start
+//! and their deletion. Reading and writing records is the writer's and
+//! replay's.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
@@ -15,27 +15,6 @@ pub(super) struct Segment {
     pub(super) number: u32,
     pub(super) size: u64,
     pub(super) id: FileId,
-}
-
-/// Take the directory's lock file, or say who holds it.
-pub(super) fn lock_dir(dir: &Path) -> Result<File> {
-    let path = dir.join("lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "spool {} is in use by another cdrship (one process per spool directory)",
-            dir.display()
-        ),
-        Err(fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", path.display()))
-        }
-    }
 }
 
 pub(super) fn segment_path(dir: &Path, number: u32) -> PathBuf {
