@@ -230,6 +230,19 @@ pub struct Cli {
     #[arg(long, env = "CDRSHIP_ROTATE_GRACE", default_value = "10", value_parser = parse_secs)]
     pub rotate_grace: Duration,
 
+    /// Every line in the topic exactly once, also after a crash: with
+    /// --file and a state directory, the state keeps where in Kafka the
+    /// unsaved lines' messages can be, and a start after an unclean stop
+    /// reads them back and does not send those lines again.
+    #[arg(long, env = "CDRSHIP_EXACTLY_ONCE")]
+    pub exactly_once: bool,
+
+    /// With --exactly-once: seconds a start after an unclean stop waits
+    /// before reading back, so the requests the stopped process had sent
+    /// are written or refused by then (see README, exactly once).
+    #[arg(long, env = "CDRSHIP_EXACTLY_ONCE_FENCE", default_value = "30", value_parser = parse_secs)]
+    pub exactly_once_fence: Duration,
+
     /// Seconds to wait for outstanding deliveries after SIGTERM/SIGINT (at
     /// plain EOF cdrship waits until every line is acknowledged).
     #[arg(long, env = "CDRSHIP_SHUTDOWN_TIMEOUT", default_value = "30", value_parser = parse_secs)]

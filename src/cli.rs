@@ -80,6 +80,8 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// Period of the stats line, if any.
     pub stats_interval: Option<Duration>,
+    /// `--exactly-once`, with its fence.
+    pub exactly_once: Option<Duration>,
 }
 
 impl Cli {
@@ -146,6 +148,25 @@ impl Cli {
         if crate::source::activation::present() && (file_given || listen_given) {
             warn!("sockets passed by systemd (LISTEN_FDS) are ignored: --file or --listen is set");
         }
+        if self.exactly_once {
+            match &source {
+                SourceConfig::File {
+                    state_dir: Some(_), ..
+                } => {}
+                SourceConfig::File { .. } => bail!(
+                    "--exactly-once needs --state-dir (or $STATE_DIRECTORY): the state says \
+                     where to read Kafka back from after a crash"
+                ),
+                _ if self.spool_dir.is_some() => bail!(
+                    "--exactly-once is built for --file so far; with --spool-dir lines are \
+                     delivered at least once (each spooled line is sent again after a crash)"
+                ),
+                _ => bail!(
+                    "--exactly-once needs --file: a pipe or socket cannot be read again \
+                     after a crash, so lines in flight then cannot be checked"
+                ),
+            }
+        }
         if self.max_line_bytes == 0 {
             bail!("--max-line-bytes must be at least 1");
         }
@@ -192,6 +213,7 @@ impl Cli {
             meta_headers,
             metrics: self.metrics,
             stats_interval: Some(self.stats_interval).filter(|d| !d.is_zero()),
+            exactly_once: self.exactly_once.then_some(self.exactly_once_fence),
         })
     }
 

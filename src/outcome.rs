@@ -68,6 +68,15 @@ impl Ending {
 }
 
 impl Outcome {
+    /// A run that stopped before it read anything.
+    pub fn nothing(keeper: Keeper) -> Self {
+        Outcome {
+            counts: Counts::default(),
+            keeper,
+            error: None,
+        }
+    }
+
     /// Lines read and not delivered.
     pub fn undelivered(&self) -> u64 {
         self.counts.sent - self.counts.delivered
@@ -94,6 +103,13 @@ impl Outcome {
             "{} lines read, {} delivered ({} of them to the reject topic), {} failed",
             c.sent, c.delivered, c.rejected, c.failed
         );
+        if c.already > 0 {
+            info!(
+                "{} of the delivered lines were in Kafka already (sent by the run before, \
+                 found by --exactly-once) and were not sent again",
+                c.already
+            );
+        }
         if c.lossy > 0 {
             warn!(
                 "{} lines had bytes invalid in --charset; their JSON keeps the original in _raw",

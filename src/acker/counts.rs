@@ -18,6 +18,9 @@ pub struct Counts {
     pub failed: u64,
     /// Given up at shutdown (timeout, purge) without a delivery report.
     pub given_up: u64,
+    /// Of the delivered lines, those an earlier run had already written
+    /// (`--exactly-once` found them in Kafka and did not send them again).
+    pub already: u64,
     /// Mapped with bytes invalid in their charset (original kept in `_raw`).
     pub lossy: u64,
     /// Sent without a key because the `--key` field was empty or absent.
@@ -52,6 +55,7 @@ pub(super) struct SettledCounters {
     pub(super) delivered: AtomicU64,
     pub(super) failed: AtomicU64,
     pub(super) given_up: AtomicU64,
+    pub(super) already: AtomicU64,
 }
 
 /// Line events worth counting that are not deliveries.

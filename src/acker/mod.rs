@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::latency::Histogram;
-use crate::position::Mark;
+use crate::position::{Mark, Placed};
 use crate::spool::Spool;
 use crate::sync::lock;
 
@@ -158,17 +158,26 @@ impl Tracker {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The broker acknowledged the line of `ticket`.
-    pub fn delivered(&self, ticket: u64) {
+    /// The broker acknowledged the line of `ticket`, placing it at
+    /// `placed` (if known).
+    pub fn delivered(&self, ticket: u64, placed: Option<Placed>) {
         self.settled.delivered.fetch_add(1, Ordering::Relaxed);
-        self.settle(ticket, State::Done);
+        self.settle(ticket, State::Done, placed);
+    }
+
+    /// A line an earlier run already wrote to Kafka (`--exactly-once`
+    /// found it there): registered and settled as delivered, not sent.
+    pub fn already(&self, mark: Option<Mark>, rejected: bool, bytes: usize) {
+        let ticket = self.begin(mark, rejected, bytes);
+        self.settled.already.fetch_add(1, Ordering::Relaxed);
+        self.delivered(ticket, None);
     }
 
     /// The line of `ticket` will not be delivered; stop the pipeline.
     pub fn failed(&self, ticket: u64, error: impl FnOnce() -> String) {
         self.settled.failed.fetch_add(1, Ordering::Relaxed);
         lock(&self.first_error).get_or_insert_with(error);
-        self.settle(ticket, State::Failed);
+        self.settle(ticket, State::Failed, None);
         self.cancel.cancel();
     }
 
@@ -177,15 +186,15 @@ impl Tracker {
     /// depends on where it is kept (see `outcome`).
     pub fn given_up(&self, ticket: u64) {
         self.settled.given_up.fetch_add(1, Ordering::Relaxed);
-        self.settle(ticket, State::Failed);
+        self.settle(ticket, State::Failed, None);
     }
 
-    fn settle(&self, ticket: u64, state: State) {
+    fn settle(&self, ticket: u64, state: State, placed: Option<Placed>) {
         let sent = if ticket & UNPLACED != 0 {
             let stamp = ticket & !UNPLACED;
             (stamp != 0).then(|| self.started + Duration::from_nanos(stamp - 1))
         } else {
-            self.settle_placed(ticket, state)
+            self.settle_placed(ticket, state, placed)
         };
         if let Some(sent) = sent.filter(|_| state == State::Done) {
             lock(&self.latency).observe(sent.elapsed());
@@ -206,8 +215,8 @@ impl Tracker {
     }
 
     /// Settle window entry `seq`; move the watermark over what is done.
-    fn settle_placed(&self, seq: u64, state: State) -> Option<Instant> {
-        let (sent, moved) = lock(&self.window).settle(seq, state);
+    fn settle_placed(&self, seq: u64, state: State, placed: Option<Placed>) -> Option<Instant> {
+        let (sent, moved) = lock(&self.window).settle(seq, state, placed);
         if moved {
             self.advanced.notify_one();
         }
@@ -252,6 +261,12 @@ impl Tracker {
         lock(&self.window).watermark_of(generation)
     }
 
+    /// Per partition, the last message the watermark passed. Read before
+    /// the watermarks saved with it: they are then at or past it.
+    pub fn passed(&self) -> Vec<Placed> {
+        lock(&self.window).passed()
+    }
+
     /// Lines registered but not yet settled.
     pub fn pending(&self) -> u64 {
         // Settled first: it never passes the sent count read after it.
@@ -270,6 +285,7 @@ impl Tracker {
             rejected: get(&s.rejected),
             failed: get(&d.failed),
             given_up: get(&d.given_up),
+            already: get(&d.already),
             lossy: get(&s.lossy),
             keyless: get(&s.keyless),
             unspooled: get(&s.unspooled),

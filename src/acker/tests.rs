@@ -13,12 +13,12 @@ fn mark(offset: u64) -> Option<Mark> {
 fn watermark_moves_only_over_contiguous_acks() {
     let t = Tracker::new(CancellationToken::new());
     let seqs: Vec<_> = (1..=4).map(|i| t.begin(mark(i * 10), false, 1)).collect();
-    t.delivered(seqs[1]);
-    t.delivered(seqs[3]);
+    t.delivered(seqs[1], None);
+    t.delivered(seqs[3], None);
     assert_eq!(t.watermark(), None);
-    t.delivered(seqs[0]);
+    t.delivered(seqs[0], None);
     assert_eq!(t.watermark(), mark(20));
-    t.delivered(seqs[2]);
+    t.delivered(seqs[2], None);
     assert_eq!(t.watermark(), mark(40));
     assert_eq!(t.pending(), 0);
 }
@@ -30,10 +30,10 @@ fn each_generation_keeps_its_own_watermark() {
     let old = t.begin(at(1, 10), false, 1);
     let new = t.begin(at(2, 5), false, 1);
     let old_again = t.begin(at(1, 20), false, 1);
-    t.delivered(new);
-    t.delivered(old_again);
+    t.delivered(new, None);
+    t.delivered(old_again, None);
     assert_eq!((t.watermark_of(1), t.watermark_of(2)), (None, None));
-    t.delivered(old);
+    t.delivered(old, None);
     assert_eq!((t.watermark_of(1), t.watermark_of(2)), (Some(20), Some(5)));
     assert_eq!(t.watermark(), at(1, 20));
 }
@@ -45,9 +45,9 @@ fn a_failure_pins_the_watermark_and_cancels() {
     let a = t.begin(mark(10), false, 1);
     let b = t.begin(mark(20), false, 1);
     let c = t.begin(mark(30), true, 1);
-    t.delivered(a);
+    t.delivered(a, None);
     t.failed(b, || "boom".into());
-    t.delivered(c);
+    t.delivered(c, None);
     assert_eq!(t.watermark(), mark(10));
     assert!(cancel.is_cancelled());
     assert_eq!(t.first_error().as_deref(), Some("boom"));
@@ -71,6 +71,6 @@ async fn wait_idle_returns_once_drained() {
     let waiter = tokio::spawn(async move { t2.wait_idle().await });
     tokio::task::yield_now().await;
     assert!(!waiter.is_finished());
-    t.delivered(seq);
+    t.delivered(seq, None);
     waiter.await.unwrap();
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
-use crate::position::Mark;
+use crate::position::{Mark, Placed};
 
 /// How a line in the window is settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,8 @@ struct Entry {
     mark: Mark,
     /// When it was handed to the producer, if its latency is sampled.
     sent: Option<Instant>,
+    /// Where Kafka put it, once delivered.
+    placed: Option<Placed>,
 }
 
 /// The in-order window of lines with a position.
@@ -35,6 +37,9 @@ pub(super) struct Window {
     /// a file read beside others (a rotated file still written to) is
     /// delivered.
     by_generation: BTreeMap<u32, u64>,
+    /// Per partition, the last message the watermark passed (for
+    /// `--exactly-once`: messages of lines after it come later there).
+    passed: Vec<Placed>,
 }
 
 /// Generations [`Window::by_generation`] remembers: files read at once
@@ -50,20 +55,34 @@ impl Window {
             state: State::Pending,
             mark,
             sent,
+            placed: None,
         });
         seq
     }
 
-    /// Settle line `seq`; move the watermark over what is done. Returns
-    /// when the line was sent (if sampled) and whether the watermark moved.
-    pub(super) fn settle(&mut self, seq: u64, state: State) -> (Option<Instant>, bool) {
+    /// Settle line `seq` (delivered to `placed`, if known); move the
+    /// watermark over what is done. Returns when the line was sent (if
+    /// sampled) and whether the watermark moved.
+    pub(super) fn settle(
+        &mut self,
+        seq: u64,
+        state: State,
+        placed: Option<Placed>,
+    ) -> (Option<Instant>, bool) {
         let index = usize::try_from(seq - self.base).expect("in-flight window fits in memory");
         let entry = &mut self.entries[index];
         entry.state = state;
+        entry.placed = placed;
         let sent = entry.sent;
         let before = self.watermark;
         while let Some(entry) = self.entries.front().filter(|e| e.state == State::Done) {
-            let mark = entry.mark;
+            let (mark, placed) = (entry.mark, entry.placed);
+            if let Some(placed) = placed {
+                match self.passed.iter_mut().find(|p| p.same_partition(&placed)) {
+                    Some(last) => last.offset = last.offset.max(placed.offset),
+                    None => self.passed.push(placed),
+                }
+            }
             self.watermark = Some(mark);
             self.by_generation.insert(mark.generation, mark.offset);
             self.entries.pop_front();
@@ -81,6 +100,11 @@ impl Window {
     /// Last position whose line and all lines before it were delivered.
     pub(super) fn watermark(&self) -> Option<Mark> {
         self.watermark
+    }
+
+    /// Per partition, the last message the watermark passed.
+    pub(super) fn passed(&self) -> Vec<Placed> {
+        self.passed.clone()
     }
 
     /// How far `generation` is delivered (see [`super::Tracker::watermark_of`]).

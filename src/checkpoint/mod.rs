@@ -8,18 +8,20 @@
 //! safe to store is the tracker's job (its watermark).
 
 mod progress;
+mod read_back;
 
 use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 pub use progress::Progress;
+pub use read_back::{Found, ReadBack, Recovered};
 
 use anyhow::{bail, Context as _, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::position::FileId;
+use crate::position::{FileId, Written};
 
 /// Format version of the state file; bump when the layout changes.
 /// Version 2 added `draining` and the head identity; version 1 still
@@ -41,6 +43,10 @@ pub struct State {
     /// kept writing to them), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub draining: Vec<Resume>,
+    /// With `--exactly-once`: where in Kafka the messages of lines after
+    /// these positions can be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<Written>,
 }
 
 /// A file and the offset before which every line of it was delivered.
@@ -180,6 +186,7 @@ mod tests {
             file: FileId::of(&fs::metadata(".").unwrap()),
             offset: 42,
             draining: Vec::new(),
+            written: None,
         };
         store.save(&state).unwrap();
         assert_eq!(store.load().unwrap(), Some(state));

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use anyhow::Result;
 
-use super::{Resume, State, Store, VERSION};
+use super::{ReadBack, Resume, State, Store, VERSION};
 use crate::acker::Tracker;
 use crate::position::FileId;
 use crate::sync::lock;
@@ -49,6 +49,8 @@ pub struct Progress {
     /// Held for a whole save: one at a time (they share the temp file),
     /// each computed from the watermark after the one before it.
     saving: Mutex<()>,
+    /// With `--exactly-once`: what is saved for the read-back.
+    read_back: Option<ReadBack>,
     /// Held for the life of the progress: one process per followed file.
     _lock: std::fs::File,
 }
@@ -63,7 +65,26 @@ impl Progress {
             followed,
             table: Mutex::default(),
             saving: Mutex::new(()),
+            read_back: None,
         })
+    }
+
+    /// Save where in Kafka this run's messages are, for `--exactly-once`.
+    pub fn with_read_back(self, read_back: ReadBack) -> Self {
+        Progress {
+            read_back: Some(read_back),
+            ..self
+        }
+    }
+
+    /// The files to read first are noted. With `--exactly-once` and no
+    /// state saved before, save one now, before a line is sent: an unclean
+    /// stop then finds where to read back from.
+    pub fn started(&self, tracker: &Tracker) -> Result<()> {
+        match &self.read_back {
+            Some(read_back) if read_back.fresh => self.save_with(tracker, Save::Start),
+            _ => Ok(()),
+        }
     }
 
     /// The state saved by an earlier run.
@@ -103,10 +124,15 @@ impl Progress {
         }
     }
 
-    /// Save how far each file is delivered, if that changed.
-    pub fn save(&self, tracker: &Tracker) -> Result<()> {
+    /// Save how far each file is delivered, if that changed; `last` at
+    /// shutdown, when nothing is sent anymore.
+    pub fn save(&self, tracker: &Tracker, last: bool) -> Result<()> {
+        self.save_with(tracker, if last { Save::Last } else { Save::Moved })
+    }
+
+    fn save_with(&self, tracker: &Tracker, why: Save) -> Result<()> {
         let _saving = lock(&self.saving);
-        let Some(state) = self.due(tracker) else {
+        let Some(state) = self.due(tracker, why) else {
             return Ok(());
         };
         self.store.save(&state)?;
@@ -116,9 +142,21 @@ impl Progress {
     }
 
     /// The state to save, if it changed since the last save.
-    fn due(&self, tracker: &Tracker) -> Option<State> {
+    fn due(&self, tracker: &Tracker, why: Save) -> Option<State> {
+        let passed = self.read_back.as_ref().map(|_| tracker.passed());
         let mut table = lock(&self.table);
         let delivered = |f: &Tracked| tracker.watermark_of(f.generation).unwrap_or(f.start);
+        let written = self.read_back.as_ref().map(|read_back| {
+            let files: Vec<(String, u64)> = table
+                .files
+                .iter()
+                .map(|f| (f.id.to_string(), delivered(f)))
+                .collect();
+            let of = |file: &str| files.iter().find(|(id, _)| id == file).map(|f| f.1);
+            let clean =
+                why == Save::Last && tracker.pending() == 0 && tracker.counts().given_up == 0;
+            read_back.written(passed.as_deref().unwrap_or_default(), of, clean)
+        });
         // Let go and wholly delivered: nothing of it can be lost anymore.
         table
             .files
@@ -127,7 +165,7 @@ impl Progress {
         // Nothing delivered in this run yet: the saved state (if any) is
         // still right, and a first run has nothing to save.
         let moved = |f: &Tracked| tracker.watermark_of(f.generation).is_some();
-        if table.saved.is_none() && !table.files.iter().any(moved) {
+        if why != Save::Start && table.saved.is_none() && !table.files.iter().any(moved) {
             return None;
         }
         let state = State {
@@ -142,6 +180,7 @@ impl Progress {
                     offset: delivered(f),
                 })
                 .collect(),
+            written,
         };
         (table.saved.as_ref() != Some(&state)).then_some(state)
     }
@@ -155,6 +194,17 @@ impl Progress {
     pub fn location(&self) -> &Path {
         self.store.path()
     }
+}
+
+/// Why a save is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Save {
+    /// Before the first line is sent (`--exactly-once`, nothing saved yet).
+    Start,
+    /// The watermark moved.
+    Moved,
+    /// At shutdown.
+    Last,
 }
 
 #[cfg(test)]
@@ -175,7 +225,7 @@ mod tests {
         };
         let at = |generation, offset| Some(Mark { generation, offset });
         progress.opened(0, id(10), 100);
-        progress.save(&tracker).unwrap();
+        progress.save(&tracker, false).unwrap();
         assert_eq!(
             progress.load().unwrap(),
             None,
@@ -188,9 +238,9 @@ mod tests {
         // The writer still appends to the rotated file.
         let old_tail = tracker.begin(at(0, 170), false, 1);
         progress.closed(0, 170);
-        tracker.delivered(old);
-        tracker.delivered(new);
-        progress.save(&tracker).unwrap();
+        tracker.delivered(old, None);
+        tracker.delivered(new, None);
+        progress.save(&tracker, false).unwrap();
         let saved = progress.load().unwrap().unwrap();
         assert_eq!((saved.file.ino, saved.offset), (11, 30));
         assert_eq!(
@@ -201,8 +251,8 @@ mod tests {
             }]
         );
 
-        tracker.delivered(old_tail);
-        progress.save(&tracker).unwrap();
+        tracker.delivered(old_tail, None);
+        progress.save(&tracker, false).unwrap();
         let saved = progress.load().unwrap().unwrap();
         assert_eq!((saved.file.ino, saved.offset), (11, 30));
         assert!(saved.draining.is_empty(), "delivered to its end: gone");

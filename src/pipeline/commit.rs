@@ -85,7 +85,7 @@ impl Committer {
     /// The last commit, at shutdown: everything delivered is saved, and
     /// the spool is on the disk.
     pub fn finish(&self) -> Result<()> {
-        self.commit()?;
+        self.commit_as(true)?;
         self.sync().context("syncing the spool")
     }
 
@@ -99,9 +99,14 @@ impl Committer {
 
     /// Save the watermark (the spool also deletes wholly delivered segments).
     fn commit(&self) -> Result<()> {
+        self.commit_as(false)
+    }
+
+    /// Save the watermark; `last` at shutdown.
+    fn commit_as(&self, last: bool) -> Result<()> {
         match &self.kept {
             Kept::Nothing => Ok(()),
-            Kept::File(progress) => progress.save(&self.tracker),
+            Kept::File(progress) => progress.save(&self.tracker, last),
             Kept::Spool(spool) => spool.commit(self.tracker.watermark()),
         }
     }

@@ -15,7 +15,6 @@ use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::Tracker;
-use crate::checkpoint::{Progress, Store};
 use crate::cli::{Config, SourceConfig};
 use crate::metrics;
 use crate::outcome::Outcome;
@@ -26,8 +25,10 @@ use crate::source::{activation, file, stdin, tcp};
 use crate::spool::Spool;
 
 mod commit;
+mod recover;
 mod replay;
 use commit::{Committer, Kept};
+use recover::{open_progress, Opened};
 use replay::replay;
 
 /// With a spool, shutdown waits at most this long for the broker: what
@@ -54,6 +55,11 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
                 ..
             }
         );
+    let (progress, recovered) = match open_progress(&config, &stop).await? {
+        Opened::Unsaved => (None, None),
+        Opened::Saved(progress, recovered) => (Some(progress), recovered),
+        Opened::Stopped => return Ok(Outcome::nothing(Kept::Nothing.keeper())),
+    };
     let access = Arc::new(Access::new(&config.kafka, keeps, stop.clone()));
     let (sink, broker_refused) = Sink::new(
         &config.kafka,
@@ -63,26 +69,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         abort.clone(),
         access.clone(),
     )?;
-    let sink = Arc::new(sink);
-    let progress = match &config.source {
-        SourceConfig::File {
-            path,
-            state_dir: Some(dir),
-            ..
-        } => {
-            let progress = Progress::new(Store::new(dir, path)?, path.clone())?;
-            info!("progress is saved in {}", progress.location().display());
-            Some(Arc::new(progress))
-        }
-        SourceConfig::File { path, .. } => {
-            warn!(
-                "{}: no --state-dir, progress is not saved; a restart reads the file from the start",
-                path.display()
-            );
-            None
-        }
-        _ => None,
-    };
+    let sink = Arc::new(sink.skipping(recovered));
     let listeners = match &config.source {
         SourceConfig::Listen { addrs, .. } if addrs.is_empty() => activation::listeners()?,
         SourceConfig::Listen { addrs, .. } => tcp::bind(addrs)?,

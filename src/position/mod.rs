@@ -1,12 +1,15 @@
 //! Where a line is: a [`Mark`] (which opened file or spool segment, and
 //! the byte offset after the line) and, for a followed file, the
 //! [`FileId`] that proves which file it is and names it in message ids.
-//! The tracker orders marks, the checkpoint and the spool store them;
-//! this module only says what a position is.
+//! With `--exactly-once`, where messages landed in Kafka ([`Placed`],
+//! [`Written`]). The tracker orders marks, the checkpoint and the spool
+//! store them; this module only says what a position is.
 
 mod identity;
+mod kafka;
 
 pub use identity::{FileId, HEAD_BYTES};
+pub use kafka::{PartitionFrom, Placed, Written};
 
 /// A position: which opened file (generation) or spool segment (its
 /// number), and the byte offset just after the line.

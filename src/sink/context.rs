@@ -24,6 +24,7 @@ use super::access::Access;
 use super::refused::{for_content, Refused};
 use crate::acker::Tracker;
 use crate::kafka_stats::KafkaStats;
+use crate::position::Placed;
 use crate::sync::lock;
 
 /// Settles deliveries in the tracker; optionally tees delivered values;
@@ -96,7 +97,12 @@ impl ProducerContext for DeliveryContext {
                         .and_then(|()| out.write_all(b"\n"));
                 }
                 self.access.delivered();
-                self.tracker.delivered(seq as u64);
+                let placed = Placed {
+                    reject: message.topic() != self.topic,
+                    partition: message.partition(),
+                    offset: message.offset(),
+                };
+                self.tracker.delivered(seq as u64, Some(placed));
             }
             // Purged at shutdown: given up, the producer did not fail it.
             Err((KafkaError::MessageProduction(PurgeQueue | PurgeInflight), _)) => {

@@ -21,6 +21,7 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::{AppendError, Line, Note, Tracker};
+use crate::checkpoint::Recovered;
 use crate::framing::Frame;
 use crate::kafka_stats::KafkaStats;
 use crate::position::Mark;
@@ -30,6 +31,7 @@ mod access;
 mod batch;
 mod context;
 mod probe;
+mod read_back;
 mod redact;
 mod refused;
 
@@ -40,6 +42,7 @@ pub use access::Access;
 pub use batch::Batch;
 use batch::Topic;
 use context::{request_producer_id, DeliveryContext};
+pub use read_back::Reader;
 
 /// Header naming why a line went to the reject topic.
 pub const REJECT_REASON_HEADER: &str = "cdrship.reject.reason";
@@ -130,6 +133,8 @@ pub struct Sink {
     reject_topic: String,
     /// Cancelled when the shutdown timeout expires: stop waiting for room.
     abort: CancellationToken,
+    /// With `--exactly-once`: lines an earlier run already wrote.
+    recovered: Option<Arc<Recovered>>,
 }
 
 impl Sink {
@@ -173,8 +178,15 @@ impl Sink {
             topic,
             reject_topic,
             abort,
+            recovered: None,
         };
         Ok((sink, rerouted))
+    }
+
+    /// Lines whose ids `recovered` holds are in Kafka already: they are
+    /// settled as delivered without being sent again.
+    pub fn skipping(self, recovered: Option<Arc<Recovered>>) -> Self {
+        Sink { recovered, ..self }
     }
 
     /// Produce one message. Waits while the producer queue is full; gives
@@ -205,6 +217,12 @@ impl Sink {
             }));
         }
         let rejected = matches!(dest, Dest::Reject(_));
+        if let (Some(id), Some(recovered)) = (msg.id, &self.recovered) {
+            if recovered.take(id) {
+                self.tracker.already(msg.mark, rejected, msg.value.len());
+                return;
+            }
+        }
         let Some(seq) = self.begin(&msg, rejected).await else {
             return;
         };

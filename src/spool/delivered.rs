@@ -118,6 +118,7 @@ mod tests {
             file: id,
             offset: 17,
             draining: Vec::new(),
+            written: None,
         };
         store.save(&old).unwrap();
         let loaded = Delivered::load(&store).unwrap().unwrap();

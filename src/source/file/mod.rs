@@ -125,6 +125,7 @@ pub async fn run(
         for file in rotated.iter().map(|r| &r.file).chain([&current]) {
             p.opened(file.generation, file.id, file.framer.offset());
         }
+        p.started(tracker)?;
     }
 
     let mut last_growth = tokio::time::Instant::now();

@@ -1,0 +1,190 @@
+//! `--exactly-once` in file mode: the messages an earlier run wrote for
+//! lines after its saved position (found by the read-back at start), and
+//! what the checkpoint saves so that the next read-back finds every such
+//! message of this run.
+//!
+//! The rule the saved [`Written`] keeps: every message in Kafka whose line
+//! is after the saved position sits, in its partition, at or after the
+//! saved `from`. Two kinds of message are there:
+//! - this run's, sent after the lines before them in produce order (the
+//!   idempotent producer keeps that order per partition), so they come
+//!   after the last message the watermark passed ([`Tracker::passed`]);
+//! - an earlier run's that this run has not passed yet ([`Found`] ahead):
+//!   `from` stays at or before each of them, even when this run's own
+//!   messages, written later, are already passed.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use crate::position::{PartitionFrom, Placed, Written};
+use crate::sync::lock;
+
+/// A message of an earlier run found after the saved position.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Its `cdrship.id`: `dev:ino:fingerprint@offset`.
+    pub id: String,
+    /// Where it is.
+    pub placed: Placed,
+}
+
+impl Found {
+    /// The id's file part and line offset.
+    fn line(&self) -> Option<(&str, u64)> {
+        let (file, offset) = self.id.rsplit_once('@')?;
+        Some((file, offset.parse().ok()?))
+    }
+}
+
+/// What the read-back found, as this run goes past it; shared by the
+/// sink (which skips found lines) and the progress (which saves).
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Ids of found lines not read again yet.
+    skip: Mutex<HashSet<String>>,
+    /// Found messages whose lines the watermark has not passed.
+    ahead: Mutex<Vec<Found>>,
+}
+
+impl Recovered {
+    /// What the read-back found.
+    pub fn new(found: Vec<Found>) -> Self {
+        let found: Vec<Found> = found.into_iter().filter(|f| f.line().is_some()).collect();
+        Recovered {
+            skip: Mutex::new(found.iter().map(|f| f.id.clone()).collect()),
+            ahead: Mutex::new(found),
+        }
+    }
+
+    /// Whether the line of `id` is in Kafka already; each id answers
+    /// yes once.
+    pub fn take(&self, id: &str) -> bool {
+        let mut skip = lock(&self.skip);
+        !skip.is_empty() && skip.remove(id)
+    }
+
+    /// Forget the found messages whose lines are passed (`delivered` says
+    /// how far a file, by its id's file part, is delivered, if it is
+    /// being read); the ones left.
+    fn ahead(&self, delivered: impl Fn(&str) -> Option<u64>) -> Vec<Placed> {
+        let mut ahead = lock(&self.ahead);
+        ahead.retain(|f| {
+            f.line()
+                .is_some_and(|(file, offset)| delivered(file).is_none_or(|d| d < offset))
+        });
+        ahead.iter().map(|f| f.placed).collect()
+    }
+}
+
+/// The read-back's side of the progress: the topics, where the start
+/// found each partition, and what the read-back found.
+#[derive(Debug)]
+pub struct ReadBack {
+    /// The configured topic and the reject topic.
+    pub topics: [String; 2],
+    /// Per partition, where messages of lines after the saved position
+    /// can start, as known at start.
+    pub base: Vec<PartitionFrom>,
+    /// The found messages.
+    pub recovered: std::sync::Arc<Recovered>,
+    /// Nothing was saved before: the first file opened is saved at once,
+    /// before any of its lines is sent.
+    pub fresh: bool,
+}
+
+impl ReadBack {
+    /// What to save: `passed` from the tracker (read before the file
+    /// positions), `delivered` how far each file being read is delivered.
+    pub fn written(
+        &self,
+        passed: &[Placed],
+        delivered: impl Fn(&str) -> Option<u64>,
+        clean: bool,
+    ) -> Written {
+        let mut from = self.base.clone();
+        let name = |p: &Placed| &self.topics[usize::from(p.reject)];
+        for p in passed {
+            match from
+                .iter_mut()
+                .find(|f| f.partition == p.partition && f.topic == *name(p))
+            {
+                Some(f) => f.offset = f.offset.max(p.offset + 1),
+                None => from.push(PartitionFrom {
+                    topic: name(p).clone(),
+                    partition: p.partition,
+                    offset: p.offset + 1,
+                }),
+            }
+        }
+        for p in self.recovered.ahead(delivered) {
+            // A partition not listed is read from its start anyway.
+            if let Some(f) = from
+                .iter_mut()
+                .find(|f| f.partition == p.partition && f.topic == *name(&p))
+            {
+                f.offset = f.offset.min(p.offset);
+            }
+        }
+        Written { clean, from }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(reject: bool, partition: i32, offset: i64) -> Placed {
+        Placed {
+            reject,
+            partition,
+            offset,
+        }
+    }
+
+    #[test]
+    fn from_follows_the_watermark_but_stays_before_found_messages_not_passed() {
+        let found = Found {
+            id: "1:2:00000000000000aa@40".into(),
+            placed: at(false, 0, 7),
+        };
+        let recovered = std::sync::Arc::new(Recovered::new(vec![found]));
+        let read_back = ReadBack {
+            topics: ["cdr".into(), "cdr.rejects".into()],
+            base: vec![PartitionFrom {
+                topic: "cdr".into(),
+                partition: 0,
+                offset: 5,
+            }],
+            recovered: recovered.clone(),
+            fresh: false,
+        };
+        // This run's lines before the found one landed after it (offsets
+        // 10 and 3): the found message keeps partition 0 at 7.
+        let passed = [at(false, 0, 10), at(true, 1, 3)];
+        let file = |delivered| move |f: &str| (f == "1:2:00000000000000aa").then_some(delivered);
+        let w = read_back.written(&passed, file(20), false);
+        assert_eq!(w.start_in("cdr", 0), Some(7));
+        assert_eq!(w.start_in("cdr.rejects", 1), Some(4));
+        assert!(recovered.take("1:2:00000000000000aa@40"));
+        assert!(!recovered.take("1:2:00000000000000aa@40"), "once");
+        // Passed (delivered to 40): the watermark's offset counts again.
+        let w = read_back.written(&passed, file(40), true);
+        assert_eq!((w.start_in("cdr", 0), w.clean), (Some(11), true));
+    }
+
+    #[test]
+    fn a_found_message_of_a_file_not_read_yet_stays_ahead() {
+        let found = Found {
+            id: "1:3:00000000000000bb@9".into(),
+            placed: at(false, 0, 2),
+        };
+        let read_back = ReadBack {
+            topics: ["cdr".into(), "r".into()],
+            base: Vec::new(),
+            recovered: std::sync::Arc::new(Recovered::new(vec![found])),
+            fresh: false,
+        };
+        let w = read_back.written(&[at(false, 0, 8)], |_| None, false);
+        assert_eq!(w.start_in("cdr", 0), Some(2));
+    }
+}
