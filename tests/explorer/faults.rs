@@ -56,6 +56,8 @@ pub enum Fault {
     FromEnd,
     /// `--from end` with a corrupt state file (known defect 2).
     FromEndCorruptState,
+    /// `--exactly-once` (file mode): then no line may arrive twice.
+    ExactlyOnce,
     // Broker faults.
     /// broker_down, an outage of a few hundred ms to 2 s, broker_up.
     BrokerDown,
@@ -98,6 +100,7 @@ pub const ALL: &[Fault] = &[
     ReplayFromCopy,
     FromEnd,
     FromEndCorruptState,
+    ExactlyOnce,
     BrokerDown,
     BrokerSlow,
     RequestErrors,

@@ -79,6 +79,10 @@ pub fn run(schedule: &Schedule) -> Outcome {
     if schedule.from_end {
         args.extend(["--from".into(), "end".into()]);
     }
+    if schedule.exactly_once {
+        // The mock writes what it received before the process died.
+        args.extend(["--exactly-once", "--exactly-once-fence", "0"].map(String::from));
+    }
     let mut run = Run {
         broker: &broker,
         followed: &followed,
@@ -237,6 +241,12 @@ pub fn run(schedule: &Schedule) -> Outcome {
     run.stop(Stop::Term);
     run.problems.extend(overflowed(&broker, &followed.topic));
     let verdict = judge(&oracle, &collector.messages(), number);
+    if schedule.exactly_once && verdict.duplicates > 0 {
+        run.problems.push(format!(
+            "{} duplicates with --exactly-once",
+            verdict.duplicates
+        ));
+    }
     Outcome {
         verdict,
         problems: run.problems,

@@ -120,6 +120,8 @@ pub struct Schedule {
     pub writer: WriterPlan,
     /// `--from end` (file mode).
     pub from_end: bool,
+    /// `--exactly-once` (file mode): no duplicate may arrive.
+    pub exactly_once: bool,
     /// `--poll-interval` in ms (file mode).
     pub poll_ms: u64,
     /// Topic partitions.
@@ -183,6 +185,7 @@ pub fn schedule(seed: u64, enabled: &Enabled) -> Schedule {
         },
     };
     let from_end = mode == Mode::File && on(&mut rng, FromEnd);
+    let exactly_once = mode == Mode::File && on(&mut rng, ExactlyOnce);
     let small_spool = mode != Mode::File && on(&mut rng, SpoolFull);
     let poll_ms = rng.pick(&[50, 200, 1000]);
     let partitions = rng.pick(&[1, 4]);
@@ -194,7 +197,10 @@ pub fn schedule(seed: u64, enabled: &Enabled) -> Schedule {
         })
         .into_iter()
         .filter(|kind| match kind {
-            CorruptState | MissingState => !from_end,
+            CorruptState => !from_end,
+            // A deleted state is a first start: the file is sent again,
+            // with or without --exactly-once (README says so).
+            MissingState => !from_end && !exactly_once,
             FromEndCorruptState => from_end,
             SpoolFull => small_spool,
             _ => true,
@@ -213,6 +219,7 @@ pub fn schedule(seed: u64, enabled: &Enabled) -> Schedule {
         mode,
         writer,
         from_end,
+        exactly_once,
         poll_ms,
         partitions,
         small_spool,
@@ -363,11 +370,12 @@ impl std::fmt::Display for Schedule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "seed {}: {:?}, {:?}, from_end {}, poll {} ms, {} partitions, small spool {}",
+            "seed {}: {:?}, {:?}, from_end {}, exactly_once {}, poll {} ms, {} partitions, small spool {}",
             self.seed,
             self.mode,
             self.writer,
             self.from_end,
+            self.exactly_once,
             self.poll_ms,
             self.partitions,
             self.small_spool
