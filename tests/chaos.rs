@@ -5,8 +5,11 @@
 //! arrived; a duplicate is only allowed as a replay of the same file
 //! position (same `cdrship.id`), which happens only after a SIGKILL.
 //!
+//! With `--exactly-once` the same driver must leave no duplicate at all.
+//!
 //! `CDRSHIP_CHAOS_ROUNDS` (default 12) sets how many actions the driver
-//! takes; the long version is e.g. `CDRSHIP_CHAOS_ROUNDS=200`.
+//! takes; the long version is e.g. `CDRSHIP_CHAOS_ROUNDS=200` (a SIGKILL
+//! every sixth round: 120 rounds are 20 kills).
 
 mod common;
 
@@ -108,6 +111,24 @@ fn sibling(path: &Path) -> PathBuf {
 
 #[test]
 fn file_mode_survives_rotations_kills_and_outages_without_loss() {
+    let (kills, duplicates) = chaos(&[]);
+    if kills == 0 {
+        assert_eq!(duplicates, 0, "duplicates without a SIGKILL");
+    }
+}
+
+/// The same with `--exactly-once`: no duplicate either, kills or not.
+#[test]
+fn exactly_once_survives_rotations_kills_and_outages_without_duplicates() {
+    // No fence wait: the mock (and a one-node broker) have written what
+    // they received before the killed process's connections closed.
+    let (_, duplicates) = chaos(&["--exactly-once", "--exactly-once-fence", "0"]);
+    assert_eq!(duplicates, 0);
+}
+
+/// Run the driver with cdrship started with `extra` arguments; asserts
+/// that no line is lost; the kills and the duplicates.
+fn chaos(extra: &[&str]) -> (u32, usize) {
     let rounds: usize = std::env::var("CDRSHIP_CHAOS_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -117,8 +138,8 @@ fn file_mode_survives_rotations_kills_and_outages_without_loss() {
     let path = followed.path.clone();
     let collector = Collector::start(&broker, &followed.topic, line_number);
     let mut writer = Writer::start(path.clone());
-    let mut run: Cdrship = followed.start(&broker);
-    let (mut kills, mut rotations, mut outages) = (0, 0, 0);
+    let mut run: Cdrship = followed.start_with(&broker, extra);
+    let (mut kills, mut rotations, mut outages) = (0u32, 0u32, 0u32);
     // cdrship must have opened the file before the first rotation: a file
     // rotated away before any reader saw it is beyond anyone's reach.
     common::wait_until("the first batch", || writer.written() > 0);
@@ -157,7 +178,7 @@ fn file_mode_survives_rotations_kills_and_outages_without_loss() {
                 run.signal("KILL");
                 run.wait();
                 kills += 1;
-                run = followed.start(&broker);
+                run = followed.start_with(&broker, extra);
             }
             4 => {
                 // Delete + recreate; cdrship must already hold the file, so
@@ -181,7 +202,7 @@ fn file_mode_survives_rotations_kills_and_outages_without_loss() {
                     run.wait();
                     rotations += u32::from(rotate_rename(&path));
                     kills += 1;
-                    run = followed.start(&broker);
+                    run = followed.start_with(&broker, extra);
                 }
             }
         }
@@ -229,7 +250,5 @@ fn file_mode_survives_rotations_kills_and_outages_without_loss() {
          {outages} outages, {lost} lost, {duplicates} duplicates"
     );
     assert_eq!(lost, 0);
-    if kills == 0 {
-        assert_eq!(duplicates, 0, "duplicates without a SIGKILL");
-    }
+    (kills, duplicates)
 }
