@@ -10,6 +10,7 @@ ROUNDS alternating rounds of:
   raw       cdrship from stdin, raw lines
   json      cdrship from stdin, -f json --preset asterisk-cdr
   file      cdrship --file on the lines already on disk, saving progress
+  file-eo   the same with --exactly-once (read-back state saved with it)
   tcp-1     cdrship --listen, the lines over one connection
   tcp-16    cdrship --listen, the lines over 16 connections
 
@@ -191,9 +192,10 @@ def main():
         with open(data, "rb") as f:
             return Run(work, args, stdin=f).finish()
 
-    def file_mode():
+    def file_mode(*extra):
         state = tempfile.mkdtemp(dir=work)
-        run = Run(work, base + ["--file", data, "--state-dir", state, "--metrics", "127.0.0.1:0"])
+        run = Run(work, base + ["--file", data, "--state-dir", state, "--metrics", "127.0.0.1:0",
+                                *extra])
         return until_delivered(run, LINES)
 
     # Split before any clock starts: the sender must not be what is timed.
@@ -211,6 +213,7 @@ def main():
         ("raw", lambda: stdin_mode(base + ["-q"])),
         ("json", lambda: stdin_mode(base + ["-q", "-f", "json", "--preset", "asterisk-cdr"])),
         ("file", file_mode),
+        ("file-eo", lambda: file_mode("--exactly-once")),
         ("tcp-1", lambda: tcp_mode(1)),
         ("tcp-16", lambda: tcp_mode(16)),
     ]

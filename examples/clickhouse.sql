@@ -34,15 +34,16 @@
 -- objects. With --charset, a line with invalid bytes also carries _raw (the
 -- original line); add `_raw String` to keep it.
 --
--- Delivery is at-least-once. The idempotent producer never duplicates on
--- retries, but after a crash (kill -9) lines sent and not yet acknowledged
--- are sent again, as exact copies. Deduplicate in queries (or use a
--- ReplacingMergeTree). In --file mode the header cdrship.id
--- (dev:ino:fingerprint@offset) or (_host, _source, _source_offset, uniqueid)
--- identifies a line.
+-- Delivery is at-least-once without --exactly-once. The idempotent producer
+-- never duplicates on retries, but after a crash (kill -9) lines sent and not
+-- yet acknowledged are sent again, as exact copies with the same header
+-- cdrship.id (dev:ino:fingerprint@offset, --file mode). With --exactly-once
+-- (--file mode) the topic holds each line once. Consumers of a topic fed
+-- without it use asterisk_cdr_dedup below instead of asterisk_cdr: a
+-- ReplacingMergeTree keyed by cdrship.id, read with FINAL.
 --
 -- examples/clickhouse_check.py runs these statements in chDB: asterisk_cdr and asterisk_cdr_consumer
--- as written, and kafka_asterisk_cdr with ENGINE = Kafka replaced by a Memory table
+-- as written (and the dedup pair, fed every line twice), and kafka_asterisk_cdr with ENGINE = Kafka replaced by a Memory table
 -- that has the virtual columns. Then it loads cdrship's JSON for
 -- examples/Master.csv through them.
 
@@ -114,3 +115,44 @@ SELECT
     _headers.value[indexOf(_headers.name, 'cdrship.source')] AS _source,
     toUInt64OrZero(_headers.value[indexOf(_headers.name, 'cdrship.offset')]) AS _source_offset
 FROM kafka_asterisk_cdr;
+
+-- Deduplicating variant: one row per cdrship.id, whatever was sent twice.
+-- ReplacingMergeTree drops rows with an equal sorting key when it merges
+-- parts, in the background; FINAL merges at query time, so a query with
+-- FINAL never counts a duplicate. Copies of a line have the same start, so
+-- they are in the same partition, where the merge sees them.
+CREATE TABLE asterisk_cdr_dedup
+(
+    cdrship_id     String,                             -- header cdrship.id (--file mode)
+    accountcode    String,
+    src            String,
+    dst            String,
+    dcontext       String,
+    clid           String,
+    channel        String,
+    dstchannel     String,
+    lastapp        String,
+    lastdata       String,
+    start          DateTime('UTC'),
+    answer         Nullable(DateTime('UTC')),
+    end            DateTime('UTC'),
+    duration       UInt32,
+    billsec        UInt32,
+    disposition    LowCardinality(String),
+    amaflags       LowCardinality(String),
+    uniqueid       String,
+    userfield      String
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(start)
+ORDER BY cdrship_id;
+
+CREATE MATERIALIZED VIEW asterisk_cdr_dedup_consumer TO asterisk_cdr_dedup AS
+SELECT
+    _headers.value[indexOf(_headers.name, 'cdrship.id')] AS cdrship_id,
+    accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp, lastdata,
+    start, answer, end, duration, billsec, disposition, amaflags, uniqueid, userfield
+FROM kafka_asterisk_cdr;
+
+-- Billing without duplicates (the check runs this query):
+--   SELECT count() AS rows, sum(billsec) AS billsec FROM asterisk_cdr_dedup FINAL

@@ -12,6 +12,10 @@ statements of examples/clickhouse.sql:
     chDB cannot run Kafka consumers, and an INSERT into the stand-in fires
     asterisk_cdr_consumer just as a consumed Kafka block would.
 
+Then the deduplicating pair (asterisk_cdr_dedup, asterisk_cdr_dedup_consumer)
+gets every line twice, as a replay after a crash sends it, with the same
+cdrship.id header; its FINAL query must count each line once.
+
 The lines are inserted with FORMAT JSONEachRow, input_format_skip_unknown_fields=0
 (a field with no column is an error) and date_time_input_format='basic'. The
 stored rows are then compared with the CSV.
@@ -89,6 +93,39 @@ def sql_statements():
     return statements
 
 
+def check_dedup(statements, stand_in, lines):
+    """Feed every line twice (same cdrship.id) through the dedup pair; the
+    counts its FINAL query gives, and that the copies did reach the table."""
+    for name in ("asterisk_cdr_dedup", "asterisk_cdr_dedup_consumer"):
+        if name not in statements:
+            sys.exit(f"FAIL: no CREATE ... {name} in {SQL_PATH}")
+    with_ids = []
+    for n, line in enumerate(lines):
+        obj = json.loads(line)
+        obj["_headers.name"] = ["cdrship.id"]
+        obj["_headers.value"] = [f"2049:131:00000000cafe0001@{(n + 1) * 100}"]
+        with_ids.append(json.dumps(obj, ensure_ascii=False))
+    sess = session.Session()
+    try:
+        sess.query(statements["asterisk_cdr_dedup"])
+        sess.query(stand_in)
+        sess.query(statements["asterisk_cdr_dedup_consumer"])
+        for _ in range(2):
+            sess.query("INSERT INTO kafka_asterisk_cdr SETTINGS input_format_skip_unknown_fields = 0, "
+                       "date_time_input_format = 'basic' FORMAT JSONEachRow\n" + "\n".join(with_ids))
+        stored = json.loads(str(sess.query("SELECT count() AS n FROM asterisk_cdr_dedup", "JSONEachRow")))
+        final = json.loads(str(sess.query(
+            "SELECT count() AS rows, sum(billsec) AS billsec FROM asterisk_cdr_dedup FINAL",
+            "JSONEachRow")))
+    except Exception as e:  # chDB raises RuntimeError or its own ChdbError
+        sys.exit(f"FAIL: ClickHouse refused the dedup tables: {e}")
+    finally:
+        sess.close()
+    check(int(stored["n"]) == 2 * len(lines),
+          f"asterisk_cdr_dedup holds {stored['n']} rows before FINAL, expected both copies")
+    return {"rows": int(final["rows"]), "billsec": int(final["billsec"])}
+
+
 def utc(local_text):
     """A PBX local time from the CSV as the UTC text ClickHouse shows, or None if empty."""
     if not local_text:
@@ -144,6 +181,12 @@ def main():
     finally:
         sess.close()
 
+    dedup = check_dedup(statements, stand_in, lines)
+    check(dedup["rows"] == len(csv_rows),
+          f"asterisk_cdr_dedup FINAL has {dedup['rows']} rows for {len(csv_rows)} CSV lines")
+    check(dedup["billsec"] == int(summary["billsec"]),
+          f"asterisk_cdr_dedup FINAL sums billsec {dedup['billsec']}, not {summary['billsec']}")
+
     rows = int(summary["rows"])
     check(rows == len(csv_rows), f"asterisk_cdr has {rows} rows for {len(csv_rows)} CSV lines")
     check(int(summary["in_1970"]) == 0, f"{summary['in_1970']} rows have a 1970 date/time")
@@ -179,7 +222,8 @@ def main():
         return 1
     print(f"clickhouse (chDB {chdb.__version__}, engine {chdb.engine_version}): "
           f"{rows} rows, {summary['null_answers']} NULL answers, {cyrillic} Cyrillic clids intact, "
-          f"sum(duration)={summary['duration']}, sum(billsec)={summary['billsec']}")
+          f"sum(duration)={summary['duration']}, sum(billsec)={summary['billsec']}; "
+          f"dedup FINAL {dedup['rows']} rows from {2 * len(lines)} sent")
     return 0
 
 

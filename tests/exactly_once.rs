@@ -20,9 +20,9 @@ fn state_file(f: &Followed) -> PathBuf {
         .expect("a saved state")
 }
 
-/// `--exactly-once` without the wait a real cluster needs: the mock and
-/// a one-node broker write what they received before the process died.
-const EXACTLY_ONCE: [&str; 3] = ["--exactly-once", "--exactly-once-fence", "0"];
+/// `--exactly-once` with the fence one broker needs: the killed
+/// process's last requests are written within milliseconds, not 30 s.
+const EXACTLY_ONCE: [&str; 3] = ["--exactly-once", "--exactly-once-fence", "1"];
 
 /// Move the saved position of `f` back to `offset` as a crash right
 /// after the acks of the lines behind it would leave it; `written` says
@@ -132,4 +132,31 @@ fn sigkills_with_lines_in_flight_leave_no_duplicate() {
     last.stop();
     assert_eq!(sorted(common::texts(&e.got)), sorted(e.want.clone()));
     e.nothing_more();
+}
+
+/// A pipe or socket cannot be read again, and without a state nothing
+/// says where to read Kafka back from: refused before anything is read.
+#[test]
+fn exactly_once_where_lines_cannot_be_checked_is_a_usage_error() {
+    let broker = Broker::start();
+    let spool = tempfile::tempdir().unwrap();
+    let spool = spool.path().to_str().unwrap();
+    let f = Followed::new(&broker, 1, "exactly-once-refused");
+    let file = f.path.to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (&["-t", "x", "--exactly-once"], "needs --file"),
+        (
+            &["-t", "x", "--exactly-once", "--spool-dir", spool],
+            "with --spool-dir",
+        ),
+        (
+            &["-t", "x", "--exactly-once", "--file", file],
+            "needs --state-dir",
+        ),
+    ];
+    for (args, why) in cases {
+        let mut run = common::cdrship(&broker, args);
+        assert_eq!(run.wait().code(), Some(2), "{args:?}: {}", run.log());
+        assert!(run.log().contains(why), "{args:?}: {}", run.log());
+    }
 }

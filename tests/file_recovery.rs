@@ -242,3 +242,32 @@ fn a_second_follower_of_the_same_file_and_state_is_refused() {
     first.stop();
     e.nothing_more();
 }
+
+/// The lock file deleted under a running follower (a cleanup script, a
+/// second cdrship started after it): the follower stops within a second,
+/// exit 1, and saves nothing more, so the two never ship the same lines.
+#[test]
+fn a_follower_whose_lock_file_is_deleted_stops() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "lock-lost");
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("before", 0..10));
+    let mut first = f.start(&broker);
+    e.check();
+    let lock = state_file(&f).with_extension("lock");
+    fs::remove_file(&lock).unwrap();
+    assert_eq!(first.wait().code(), Some(1), "{}", first.log());
+    assert!(
+        first
+            .log()
+            .contains("was deleted or replaced while this cdrship held it"),
+        "{}",
+        first.log()
+    );
+    // The next follower takes over where the first one got to.
+    e.add(&f.path, numbered("after", 0..10));
+    let mut second = f.start(&broker);
+    e.check();
+    second.stop();
+    e.nothing_more();
+}

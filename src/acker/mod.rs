@@ -181,6 +181,13 @@ impl Tracker {
         self.cancel.cancel();
     }
 
+    /// Something besides a delivery failed for good (the lock was lost):
+    /// stop the pipeline, with `error` as the run's error.
+    pub fn halt(&self, error: String) {
+        lock(&self.first_error).get_or_insert(error);
+        self.cancel.cancel();
+    }
+
     /// Shutdown gave up on the line of `ticket`: it is not delivered (the
     /// watermark stays before it), but nothing failed; whether it is lost
     /// depends on where it is kept (see `outcome`).

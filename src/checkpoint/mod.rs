@@ -7,6 +7,7 @@
 //! torn one. This module stores positions; deciding which position is
 //! safe to store is the tracker's job (its watermark).
 
+mod lock;
 mod progress;
 mod read_back;
 
@@ -14,6 +15,7 @@ use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+pub use lock::{lock, Lock, LockLost};
 pub use progress::Progress;
 pub use read_back::{Found, ReadBack, Recovered};
 
@@ -135,7 +137,7 @@ impl Store {
 
     /// Take this state's lock (beside it, `.lock` for `.state.json`),
     /// held while the returned handle lives.
-    pub fn lock(&self, followed: &Path) -> Result<File> {
+    pub fn lock(&self, followed: &Path) -> Result<Lock> {
         lock(&self.file.with_extension("lock"), || {
             format!(
                 "{} is followed by another cdrship with the same --state-dir (its progress {} is locked)",
@@ -143,26 +145,6 @@ impl Store {
                 self.file.display()
             )
         })
-    }
-}
-
-/// Take the lock file at `path` for the life of the returned handle:
-/// one process per spool or per followed file's state, since two would
-/// send every line twice and overwrite each other's position. When
-/// another process holds it, the error is `in_use`.
-pub fn lock(path: &Path, in_use: impl FnOnce() -> String) -> Result<File> {
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => bail!(in_use()),
-        Err(fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", path.display()))
-        }
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use anyhow::Result;
 
-use super::{ReadBack, Resume, State, Store, VERSION};
+use super::{Lock, LockLost, ReadBack, Resume, State, Store, VERSION};
 use crate::acker::Tracker;
 use crate::position::FileId;
 use crate::sync::lock;
@@ -52,7 +52,7 @@ pub struct Progress {
     /// With `--exactly-once`: what is saved for the read-back.
     read_back: Option<ReadBack>,
     /// Held for the life of the progress: one process per followed file.
-    _lock: std::fs::File,
+    lock: Lock,
 }
 
 impl Progress {
@@ -60,7 +60,7 @@ impl Progress {
     /// process holds it.
     pub fn new(store: Store, followed: PathBuf) -> Result<Self> {
         Ok(Progress {
-            _lock: store.lock(&followed)?,
+            lock: store.lock(&followed)?,
             store,
             followed,
             table: Mutex::default(),
@@ -132,6 +132,8 @@ impl Progress {
 
     fn save_with(&self, tracker: &Tracker, why: Save) -> Result<()> {
         let _saving = lock(&self.saving);
+        // Another process may own the state now: nothing more is saved.
+        self.check_lock()?;
         let Some(state) = self.due(tracker, why) else {
             return Ok(());
         };
@@ -183,6 +185,11 @@ impl Progress {
             written,
         };
         (table.saved.as_ref() != Some(&state)).then_some(state)
+    }
+
+    /// Whether this process still holds the state's lock.
+    pub fn check_lock(&self) -> Result<(), LockLost> {
+        self.lock.check()
     }
 
     /// The followed path.

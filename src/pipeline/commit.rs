@@ -6,7 +6,9 @@
 //! Saves (with their fsyncs) run on a blocking thread, so a slow disk
 //! delays the checkpoint, never the reading. A failing save while running
 //! is logged, not fatal: the worst outcome is re-sending lines after a
-//! restart; the last save at shutdown decides the outcome.
+//! restart; the last save at shutdown decides the outcome. A lost lock
+//! (checked with each save and every second) is fatal: another process
+//! may own the position now, so the run stops and saves nothing more.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use anyhow::{Context as _, Result};
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::Tracker;
-use crate::checkpoint::Progress;
+use crate::checkpoint::{LockLost, Progress};
 use crate::outcome::Keeper;
 use crate::spool::Spool;
 
@@ -49,8 +51,9 @@ pub struct Committer {
     tracker: Arc<Tracker>,
 }
 
-/// How often spooled records are flushed to the disk (power-loss safety).
-const SPOOL_SYNC: Duration = Duration::from_secs(1);
+/// How often spooled records are flushed to the disk (power-loss safety)
+/// and the lock is checked.
+const TICK: Duration = Duration::from_secs(1);
 
 impl Committer {
     /// A committer of `kept`, following `tracker`'s watermark.
@@ -64,20 +67,31 @@ impl Committer {
         if matches!(self.kept, Kept::Nothing) {
             return;
         }
-        let mut ticker = tokio::time::interval(SPOOL_SYNC);
+        let mut ticker = tokio::time::interval(TICK);
         loop {
-            tokio::select! {
-                () = self.tracker.wait_advanced() => {
-                    if let Err(e) = self.off_thread(Self::commit).await {
-                        warn!("{e:#}");
-                    }
-                }
-                _ = ticker.tick(), if matches!(self.kept, Kept::Spool(_)) => {
-                    if let Err(e) = self.off_thread(Self::sync).await {
-                        warn!("spool: flushing to disk failed: {e:#}");
-                    }
-                }
+            let done = tokio::select! {
+                () = self.tracker.wait_advanced() => self.off_thread(Self::commit).await,
+                _ = ticker.tick() => self.off_thread(Self::tick).await,
                 () = stop.cancelled() => return,
+            };
+            match done {
+                Err(e) if e.downcast_ref::<LockLost>().is_some() => {
+                    return self.tracker.halt(format!("{e:#}"));
+                }
+                Err(e) => warn!("{e:#}"),
+                Ok(()) => {}
+            }
+        }
+    }
+
+    /// Every second: the lock is still held; the spool is on the disk.
+    fn tick(&self) -> Result<()> {
+        match &self.kept {
+            Kept::Nothing => Ok(()),
+            Kept::File(progress) => Ok(progress.check_lock()?),
+            Kept::Spool(spool) => {
+                spool.check_lock()?;
+                spool.sync().context("spool: flushing to disk failed")
             }
         }
     }

@@ -68,8 +68,9 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         config.echo,
         abort.clone(),
         access.clone(),
+        recovered,
     )?;
-    let sink = Arc::new(sink.skipping(recovered));
+    let sink = Arc::new(sink);
     let listeners = match &config.source {
         SourceConfig::Listen { addrs, .. } if addrs.is_empty() => activation::listeners()?,
         SourceConfig::Listen { addrs, .. } => tcp::bind(addrs)?,

@@ -12,8 +12,9 @@
 //! - it is dead: its lock (beside the state) is free only then, and the
 //!   kernel closed its broker connections with its descriptors;
 //! - a produce request it had already sent can still be written after
-//!   that, and a record written but not yet replicated is not visible to a
-//!   consumer; the *fence* waits for both before the read. Kafka's own
+//!   that (even on one broker: its bytes may still wait in the broker's
+//!   socket buffer), and a record written but not yet replicated is not
+//!   visible to a consumer; the *fence* waits for both before the read. Kafka's own
 //!   fence (a transactional id's epoch) would make the wait needless, but
 //!   neither broker this is tested on can show it (see README).
 //!
@@ -157,18 +158,25 @@ async fn recover(
 }
 
 /// Device and inode of the files whose lines the last run can have sent:
-/// those in its state, and every file beside the followed path (the one
-/// there now, rotated ones), which it may have opened after its last save.
+/// those in its state, and the files beside the followed path named after
+/// it (the one there now, rotated ones), which it may have opened after
+/// its last save.
 fn own_files(state: Option<&State>, followed: &Path) -> HashSet<(u64, u64)> {
     let mut files: HashSet<(u64, u64)> = state
         .into_iter()
         .flat_map(|s| std::iter::once(s.file).chain(s.draining.iter().map(|d| d.file)))
         .map(|f| (f.dev, f.ino))
         .collect();
+    let name = followed.file_name().unwrap_or_default().as_encoded_bytes();
     let dir = followed.parent().filter(|d| !d.as_os_str().is_empty());
     if let Ok(entries) = std::fs::read_dir(dir.unwrap_or(Path::new("."))) {
-        for meta in entries.flatten().filter_map(|e| e.metadata().ok()) {
-            files.insert((meta.dev(), meta.ino()));
+        for entry in entries.flatten() {
+            if !entry.file_name().as_encoded_bytes().starts_with(name) {
+                continue;
+            }
+            if let Ok(meta) = entry.metadata() {
+                files.insert((meta.dev(), meta.ino()));
+            }
         }
     }
     files

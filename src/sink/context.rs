@@ -38,6 +38,8 @@ pub struct DeliveryContext {
     pub refused: UnboundedSender<Refused>,
     /// TLS and SASL refusals, logged once with what to change.
     pub access: Arc<Access>,
+    /// Tell the tracker where each message landed (`--exactly-once`).
+    pub places: bool,
 }
 
 impl ClientContext for DeliveryContext {
@@ -97,12 +99,12 @@ impl ProducerContext for DeliveryContext {
                         .and_then(|()| out.write_all(b"\n"));
                 }
                 self.access.delivered();
-                let placed = Placed {
+                let placed = self.places.then(|| Placed {
                     reject: message.topic() != self.topic,
                     partition: message.partition(),
                     offset: message.offset(),
-                };
-                self.tracker.delivered(seq as u64, Some(placed));
+                });
+                self.tracker.delivered(seq as u64, placed);
             }
             // Purged at shutdown: given up, the producer did not fail it.
             Err((KafkaError::MessageProduction(PurgeQueue | PurgeInflight), _)) => {

@@ -141,7 +141,10 @@ impl Sink {
     /// Create the producer from ordered `properties`; lines are
     /// registered (and spooled, when the tracker spools) before they are
     /// sent. The messages the broker refuses arrive on the receiver, for
-    /// [`reroute`](Self::reroute).
+    /// [`reroute`](Self::reroute). With `--exactly-once`, lines whose ids
+    /// `recovered` holds are in Kafka already: they are settled as
+    /// delivered without being sent again, and the tracker learns where
+    /// each delivered message landed.
     pub fn new(
         properties: &[(String, String)],
         topics: (String, String),
@@ -149,6 +152,7 @@ impl Sink {
         echo: bool,
         abort: CancellationToken,
         access: Arc<Access>,
+        recovered: Option<Arc<Recovered>>,
     ) -> Result<(Self, UnboundedReceiver<Refused>)> {
         let (topic, reject_topic) = topics;
         let mut config = ClientConfig::new();
@@ -163,6 +167,7 @@ impl Sink {
             topic: topic.clone(),
             refused,
             access,
+            places: recovered.is_some(),
         };
         let producer: ThreadedProducer<DeliveryContext> = config
             .create_with_context(context)
@@ -178,15 +183,9 @@ impl Sink {
             topic,
             reject_topic,
             abort,
-            recovered: None,
+            recovered,
         };
         Ok((sink, rerouted))
-    }
-
-    /// Lines whose ids `recovered` holds are in Kafka already: they are
-    /// settled as delivered without being sent again.
-    pub fn skipping(self, recovered: Option<Arc<Recovered>>) -> Self {
-        Sink { recovered, ..self }
     }
 
     /// Produce one message. Waits while the producer queue is full; gives

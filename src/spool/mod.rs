@@ -24,7 +24,7 @@ mod segment;
 mod writer;
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -38,7 +38,7 @@ pub use replay::{Backlog, Replayed};
 use segment::{list, remove, segment_path};
 use writer::Writer;
 
-use crate::checkpoint::{self, Store};
+use crate::checkpoint::{self, Lock, LockLost, Store};
 use crate::framing::Frame;
 use crate::position::Mark;
 use crate::sync::lock;
@@ -90,7 +90,7 @@ pub struct Spool {
     full: AtomicBool,
     freed: Notify,
     /// Held for the life of the spool: one process per directory.
-    _lock: File,
+    lock: Lock,
 }
 
 impl Spool {
@@ -151,7 +151,7 @@ impl Spool {
             saving: Mutex::new(()),
             full: AtomicBool::new(false),
             freed: Notify::new(),
-            _lock: dir_lock,
+            lock: dir_lock,
         };
         Ok((spool, backlog))
     }
@@ -218,11 +218,18 @@ impl Spool {
         lock(&self.inner).writer.write_pending()
     }
 
+    /// Whether this process still holds the spool's lock.
+    pub fn check_lock(&self) -> Result<(), LockLost> {
+        self.lock.check()
+    }
+
     /// Record that every line up to `mark` is delivered: save it, delete
     /// the segments before it.
     pub fn commit(&self, mark: Option<Mark>) -> Result<()> {
         // One save at a time: they share the state file's temp file.
         let _saving = lock(&self.saving);
+        // Another process may own the spool now: nothing more is saved.
+        self.check_lock()?;
         let (mark, segment) = {
             let inner = lock(&self.inner);
             let Some(mark) = mark.filter(|m| Some(*m) != inner.committed) else {

@@ -2,6 +2,7 @@
 //! failed writes.
 
 use super::*;
+use std::fs::File;
 
 fn line(bytes: &[u8]) -> Frame<'_> {
     Frame::Line {
