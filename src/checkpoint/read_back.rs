@@ -13,7 +13,7 @@
 //!   `from` stays at or before each of them, even when this run's own
 //!   messages, written later, are already passed.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::position::{PartitionFrom, Placed, Written};
@@ -24,8 +24,21 @@ use crate::sync::lock;
 pub struct Found {
     /// Its `cdrship.id`: `dev:ino:fingerprint@offset`.
     pub id: String,
+    /// A hash of its value ([`value_hash`]).
+    pub value: u64,
     /// Where it is.
     pub placed: Placed,
+}
+
+/// The hash a found message and a line read again are compared by,
+/// beside their id: a file recreated on the same inode with the same
+/// first line gives a new line the id of an old one at the same offset,
+/// and such a line must be sent, not skipped.
+pub fn value_hash(value: &[u8]) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::hash::DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl Found {
@@ -40,8 +53,9 @@ impl Found {
 /// sink (which skips found lines) and the progress (which saves).
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Ids of found lines not read again yet.
-    skip: Mutex<HashSet<String>>,
+    /// Ids of found lines not read again yet, with their value hashes
+    /// (more than one when lines of a file on a reused inode share ids).
+    skip: Mutex<HashMap<String, Vec<u64>>>,
     /// Found messages whose lines the watermark has not passed.
     ahead: Mutex<Vec<Found>>,
 }
@@ -50,17 +64,33 @@ impl Recovered {
     /// What the read-back found.
     pub fn new(found: Vec<Found>) -> Self {
         let found: Vec<Found> = found.into_iter().filter(|f| f.line().is_some()).collect();
+        let mut skip: HashMap<String, Vec<u64>> = HashMap::new();
+        for f in &found {
+            skip.entry(f.id.clone()).or_default().push(f.value);
+        }
         Recovered {
-            skip: Mutex::new(found.iter().map(|f| f.id.clone()).collect()),
+            skip: Mutex::new(skip),
             ahead: Mutex::new(found),
         }
     }
 
-    /// Whether the line of `id` is in Kafka already; each id answers
-    /// yes once.
-    pub fn take(&self, id: &str) -> bool {
+    /// Whether the line of `id`, mapped to `value`, is in Kafka already;
+    /// each found message answers yes once. A line with the id of a found
+    /// message and another value is not it (and leaves it to be met).
+    pub fn take(&self, id: &str, value: &[u8]) -> bool {
         let mut skip = lock(&self.skip);
-        !skip.is_empty() && skip.remove(id)
+        let Some(hashes) = skip.get_mut(id) else {
+            return false;
+        };
+        let hash = value_hash(value);
+        let Some(at) = hashes.iter().position(|h| *h == hash) else {
+            return false;
+        };
+        hashes.swap_remove(at);
+        if hashes.is_empty() {
+            skip.remove(id);
+        }
+        true
     }
 
     /// Forget the found messages whose lines are passed (`delivered` says
@@ -145,6 +175,7 @@ mod tests {
     fn from_follows_the_watermark_but_stays_before_found_messages_not_passed() {
         let found = Found {
             id: "1:2:00000000000000aa@40".into(),
+            value: value_hash(b"call 1"),
             placed: at(false, 0, 7),
         };
         let recovered = std::sync::Arc::new(Recovered::new(vec![found]));
@@ -165,17 +196,36 @@ mod tests {
         let w = read_back.written(&passed, file(20), false);
         assert_eq!(w.start_in("cdr", 0), Some(7));
         assert_eq!(w.start_in("cdr.rejects", 1), Some(4));
-        assert!(recovered.take("1:2:00000000000000aa@40"));
-        assert!(!recovered.take("1:2:00000000000000aa@40"), "once");
+        assert!(recovered.take("1:2:00000000000000aa@40", b"call 1"));
+        assert!(
+            !recovered.take("1:2:00000000000000aa@40", b"call 1"),
+            "once"
+        );
         // Passed (delivered to 40): the watermark's offset counts again.
         let w = read_back.written(&passed, file(40), true);
         assert_eq!((w.start_in("cdr", 0), w.clean), (Some(11), true));
     }
 
     #[test]
+    fn a_new_line_with_an_old_lines_id_is_not_skipped() {
+        let found = Found {
+            id: "1:2:00000000000000aa@40".into(),
+            value: value_hash(b"old call"),
+            placed: at(false, 0, 7),
+        };
+        let recovered = Recovered::new(vec![found]);
+        assert!(!recovered.take("1:2:00000000000000aa@40", b"new call"));
+        assert!(
+            recovered.take("1:2:00000000000000aa@40", b"old call"),
+            "the old line, read again after the new one, is still found"
+        );
+    }
+
+    #[test]
     fn a_found_message_of_a_file_not_read_yet_stays_ahead() {
         let found = Found {
             id: "1:3:00000000000000bb@9".into(),
+            value: value_hash(b"call 2"),
             placed: at(false, 0, 2),
         };
         let read_back = ReadBack {

@@ -217,7 +217,7 @@ impl Sink {
         }
         let rejected = matches!(dest, Dest::Reject(_));
         if let (Some(id), Some(recovered)) = (msg.id, &self.recovered) {
-            if recovered.take(id) {
+            if recovered.take(id, msg.value) {
                 self.tracker.already(msg.mark, rejected, msg.value.len());
                 return;
             }

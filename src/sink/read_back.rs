@@ -18,7 +18,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::ID_HEADER;
-use crate::checkpoint::Found;
+use crate::checkpoint::{value_hash, Found};
 use crate::position::{PartitionFrom, Placed, Written};
 
 /// How long one metadata or offsets request may take before a retry.
@@ -131,6 +131,7 @@ impl Reader {
                         if mine(id) {
                             found.push(Found {
                                 id: id.to_owned(),
+                                value: value_hash(message.payload().unwrap_or_default()),
                                 placed: Placed {
                                     reject: message.topic() == self.topics[1],
                                     partition: message.partition(),

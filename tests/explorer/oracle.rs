@@ -150,6 +150,8 @@ pub struct Verdict {
     /// Exempt lines that did not arrive, by reason.
     pub exempt: BTreeMap<Reason, usize>,
     pub duplicates: usize,
+    /// The first duplicates: line number and `cdrship.id`.
+    pub first_duplicates: Vec<String>,
     /// Duplicates whose `cdrship.id` differs from the original's.
     pub id_mismatches: Vec<String>,
 }
@@ -170,6 +172,9 @@ pub fn judge(oracle: &Oracle, msgs: &[Msg], number: fn(&Msg) -> Option<u64>) -> 
             }
             Some(original) => {
                 verdict.duplicates += 1;
+                if verdict.first_duplicates.len() < 10 {
+                    verdict.first_duplicates.push(format!("{n} {id:?}"));
+                }
                 if *original != id {
                     verdict
                         .id_mismatches

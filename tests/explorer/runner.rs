@@ -79,6 +79,7 @@ pub fn run(schedule: &Schedule) -> Outcome {
     if schedule.from_end {
         args.extend(["--from".into(), "end".into()]);
     }
+    args.extend(schedule.fault_args());
     if schedule.exactly_once {
         // One broker: the killed process's last requests are written
         // within milliseconds (a second is ample), not 30 s.
@@ -244,8 +245,8 @@ pub fn run(schedule: &Schedule) -> Outcome {
     let verdict = judge(&oracle, &collector.messages(), number);
     if schedule.exactly_once && verdict.duplicates > 0 {
         run.problems.push(format!(
-            "{} duplicates with --exactly-once",
-            verdict.duplicates
+            "{} duplicates with --exactly-once, first {:?}",
+            verdict.duplicates, verdict.first_duplicates
         ));
     }
     Outcome {

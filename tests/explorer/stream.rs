@@ -106,6 +106,7 @@ pub fn run(schedule: &Schedule) -> Outcome {
     if schedule.small_spool {
         args.extend(["--spool-max-bytes".into(), "256K".into()]);
     }
+    args.extend(schedule.fault_args());
     if schedule.writer.header {
         args.extend(["-f".into(), "json".into(), "--header".into()]);
     }
