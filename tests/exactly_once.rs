@@ -6,19 +6,8 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
 
 use common::{numbered, Broker, Expected, Followed};
-
-/// The state file in `f`'s state directory.
-fn state_file(f: &Followed) -> PathBuf {
-    let dir = f.dir.path().join("state");
-    fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".state.json"))
-        .expect("a saved state")
-}
 
 /// `--exactly-once` with the fence one broker needs: the killed
 /// process's last requests are written within milliseconds, not 30 s.
@@ -29,7 +18,7 @@ const EXACTLY_ONCE: [&str; 3] = ["--exactly-once", "--exactly-once-fence", "1"];
 /// what it keeps for the read-back (`None`: a state saved without the
 /// option).
 fn rewind(f: &Followed, offset: usize, written: Option<serde_json::Value>) {
-    let path = state_file(f);
+    let path = f.state_file();
     let mut state: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
     state["offset"] = offset.into();
     match written {
@@ -56,7 +45,7 @@ fn lines_already_in_kafka_after_the_saved_position_are_not_sent_again() {
     e.check();
     first.stop();
     let state: serde_json::Value =
-        serde_json::from_slice(&fs::read(state_file(&f)).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(f.state_file()).unwrap()).unwrap();
     assert_eq!(state["written"]["clean"], true, "{state}");
     assert_eq!(state["written"]["from"][0]["offset"], 100, "{state}");
 

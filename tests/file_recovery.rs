@@ -6,19 +6,8 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
 
 use common::{append, numbered, Broker, Expected, Followed};
-
-/// The state file in `f`'s state directory.
-fn state_file(f: &Followed) -> PathBuf {
-    let dir = f.dir.path().join("state");
-    fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".state.json"))
-        .expect("a saved state")
-}
 
 #[test]
 fn from_end_after_a_corrupt_state_reads_from_the_start() {
@@ -32,7 +21,7 @@ fn from_end_after_a_corrupt_state_reads_from_the_start() {
     run.stop();
 
     append(&f.path, &numbered("cdr", 5..10));
-    fs::write(state_file(&f), b"{\"version\":1,\"pa").unwrap();
+    fs::write(f.state_file(), b"{\"version\":1,\"pa").unwrap();
     // A state existed: --from end no longer applies, the file is re-read.
     let mut run = f.start_with(&broker, &["--from", "end"]);
     run.wait_for_log("corrupt");
@@ -254,7 +243,7 @@ fn a_follower_whose_lock_file_is_deleted_stops() {
     e.add(&f.path, numbered("before", 0..10));
     let mut first = f.start(&broker);
     e.check();
-    let lock = state_file(&f).with_extension("lock");
+    let lock = f.state_file().with_extension("lock");
     fs::remove_file(&lock).unwrap();
     assert_eq!(first.wait().code(), Some(1), "{}", first.log());
     assert!(

@@ -1,5 +1,5 @@
-//! The read-back of `--exactly-once`: a plain consumer (no group, no
-//! commits) reads each partition of the topic and of the reject topic
+//! The read-back of `--exactly-once`: a plain consumer (partitions
+//! assigned, no group joined, nothing committed) reads each partition of the topic and of the reject topic
 //! from where the checkpoint says this shipper's unsaved messages can
 //! start, to the partition's end, and returns the `cdrship.id`s it finds.
 //! The same consumer finds where each partition ends, for a first start.
@@ -74,18 +74,24 @@ impl Reader {
 
     /// Where each partition ends now.
     pub fn ends(&self, stop: &CancellationToken) -> Result<Vec<PartitionFrom>> {
-        let mut ends = Vec::new();
+        Ok(self.bounds(stop)?.into_iter().map(|(end, _)| end).collect())
+    }
+
+    /// Each partition's end, with its first offset still kept.
+    fn bounds(&self, stop: &CancellationToken) -> Result<Vec<(PartitionFrom, i64)>> {
+        let mut bounds = Vec::new();
         for topic in &self.topics {
             for partition in self.partitions(topic, stop)? {
-                let (_, high) = self.watermarks(topic, partition, stop)?;
-                ends.push(PartitionFrom {
+                let (low, high) = self.watermarks(topic, partition, stop)?;
+                let end = PartitionFrom {
                     topic: topic.clone(),
                     partition,
                     offset: high,
-                });
+                };
+                bounds.push((end, low));
             }
         }
-        Ok(ends)
+        Ok(bounds)
     }
 
     /// Read every partition from where `written` says (from the start
@@ -99,9 +105,9 @@ impl Reader {
     ) -> Result<(Vec<Found>, Vec<PartitionFrom>)> {
         let mut list = TopicPartitionList::new();
         let mut todo = Vec::new();
-        let ends = self.ends(stop)?;
-        for end in &ends {
-            let (low, high) = self.watermarks(&end.topic, end.partition, stop)?;
+        let bounds = self.bounds(stop)?;
+        for (end, low) in &bounds {
+            let (low, high) = (*low, end.offset);
             let from = written
                 .and_then(|w| w.start_in(&end.topic, end.partition))
                 .unwrap_or(low)
@@ -162,7 +168,7 @@ impl Reader {
             "read-back: {read} messages read, {} of this file's",
             found.len()
         );
-        Ok((found, ends))
+        Ok((found, bounds.into_iter().map(|(end, _)| end).collect()))
     }
 
     /// The partitions of `topic` (none if it does not exist yet).

@@ -640,6 +640,15 @@ impl Followed {
     pub fn sibling(&self, name: &str) -> std::path::PathBuf {
         self.dir.path().join(name)
     }
+
+    /// The state file saved in the state directory.
+    pub fn state_file(&self) -> std::path::PathBuf {
+        std::fs::read_dir(self.dir.path().join("state"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(".state.json"))
+            .expect("a saved state")
+    }
 }
 
 /// Connect to `to` from the local address `from` (any of 127.0.0.0/8 is
