@@ -227,13 +227,18 @@ fn chaos(extra: &[&str]) -> (u32, usize) {
     run.stop();
 
     let seen = collector.messages();
-    let mut first: HashMap<u64, String> = HashMap::new();
-    let mut duplicates = 0;
+    let mut first: HashMap<u64, &Msg> = HashMap::new();
+    let (mut duplicates, mut stored_again) = (0, 0);
     for msg in seen.iter() {
         let id = msg.header("cdrship.id").expect("id header");
         match first.get(&number(msg)) {
             None => {
-                first.insert(number(msg), id);
+                first.insert(number(msg), msg);
+            }
+            // The mock's artefact (see Msg::stored_again); a real broker
+            // must not show it.
+            Some(original) if broker.mock().is_some() && original.stored_again(msg) => {
+                stored_again += 1;
             }
             Some(original) => {
                 duplicates += 1;
@@ -241,8 +246,8 @@ fn chaos(extra: &[&str]) -> (u32, usize) {
                     eprintln!("chaos: line {} arrived again ({id})", number(msg));
                 }
                 assert_eq!(
-                    *original,
-                    id,
+                    original.header("cdrship.id").as_ref(),
+                    Some(&id),
                     "line {} re-sent from another position",
                     number(msg)
                 );
@@ -252,7 +257,8 @@ fn chaos(extra: &[&str]) -> (u32, usize) {
     let lost = (0..total).filter(|n| !first.contains_key(n)).count();
     eprintln!(
         "chaos: {total} lines, {rounds} rounds, {kills} kills, {rotations} rotations, \
-         {outages} outages, {lost} lost, {duplicates} duplicates"
+         {outages} outages, {lost} lost, {duplicates} duplicates \
+         ({stored_again} more stored twice by the mock broker)"
     );
     assert_eq!(lost, 0);
     (kills, duplicates)

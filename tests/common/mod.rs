@@ -175,6 +175,8 @@ pub struct Msg {
     pub partition: i32,
     /// Its offset in that partition.
     pub offset: i64,
+    /// The create time the producer gave it, in milliseconds.
+    pub timestamp: Option<i64>,
 }
 
 impl Msg {
@@ -189,6 +191,20 @@ impl Msg {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// Whether `again` is this very record stored a second time by the
+    /// broker, not a second send: same partition, id, value and create
+    /// time. librdkafka keeps a batch's timestamps when it retries it after
+    /// a lost response; a line cdrship sends again gets a new one. A real
+    /// broker drops such a retry by its producer sequence; the mock cluster
+    /// checks sequences only for transactional producers and appends it.
+    pub fn stored_again(&self, again: &Msg) -> bool {
+        self.partition == again.partition
+            && self.timestamp.is_some()
+            && self.timestamp == again.timestamp
+            && self.value == again.value
+            && self.header("cdrship.id") == again.header("cdrship.id")
     }
 }
 
@@ -299,6 +315,7 @@ impl Reader {
             headers,
             partition: m.partition(),
             offset: m.offset(),
+            timestamp: m.timestamp().to_millis(),
         });
     }
 

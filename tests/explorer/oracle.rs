@@ -152,13 +152,22 @@ pub struct Verdict {
     pub duplicates: usize,
     /// The first duplicates: line number and `cdrship.id`.
     pub first_duplicates: Vec<String>,
+    /// Duplicates that are one record the mock broker stored twice
+    /// (`Msg::stored_again`), not counted in `duplicates`.
+    pub stored_again: usize,
     /// Duplicates whose `cdrship.id` differs from the original's.
     pub id_mismatches: Vec<String>,
 }
 
-/// Compare what arrived with what the oracle expects.
-pub fn judge(oracle: &Oracle, msgs: &[Msg], number: fn(&Msg) -> Option<u64>) -> Verdict {
-    let mut first: HashMap<u64, Option<String>> = HashMap::new();
+/// Compare what arrived with what the oracle expects; `mock` when the
+/// broker is the mock cluster, whose records stored twice are its own.
+pub fn judge(
+    oracle: &Oracle,
+    msgs: &[Msg],
+    number: fn(&Msg) -> Option<u64>,
+    mock: bool,
+) -> Verdict {
+    let mut first: HashMap<u64, &Msg> = HashMap::new();
     let mut verdict = Verdict {
         written: oracle.written(),
         ..Verdict::default()
@@ -168,14 +177,18 @@ pub fn judge(oracle: &Oracle, msgs: &[Msg], number: fn(&Msg) -> Option<u64>) -> 
         let id = msg.header("cdrship.id");
         match first.get(&n) {
             None => {
-                first.insert(n, id);
+                first.insert(n, msg);
+            }
+            Some(original) if mock && original.stored_again(msg) => {
+                verdict.stored_again += 1;
             }
             Some(original) => {
+                let original = original.header("cdrship.id");
                 verdict.duplicates += 1;
                 if verdict.first_duplicates.len() < 10 {
                     verdict.first_duplicates.push(format!("{n} {id:?}"));
                 }
-                if *original != id {
+                if original != id {
                     verdict
                         .id_mismatches
                         .push(format!("line {n}: {original:?} then {id:?}"));
@@ -205,12 +218,14 @@ impl std::fmt::Display for Verdict {
         let exempt: usize = self.exempt.values().sum();
         write!(
             f,
-            "written {}, arrived {}, lost {}, exempt {exempt} {:?}, duplicates {}",
+            "written {}, arrived {}, lost {}, exempt {exempt} {:?}, duplicates {} \
+             (+{} stored twice by the mock)",
             self.written,
             self.arrived,
             self.lost.len(),
             self.exempt,
-            self.duplicates
+            self.duplicates,
+            self.stored_again
         )?;
         if !self.lost.is_empty() {
             let shown = &self.lost[..self.lost.len().min(20)];

@@ -242,7 +242,12 @@ pub fn run(schedule: &Schedule) -> Outcome {
     }
     run.stop(Stop::Term);
     run.problems.extend(overflowed(&broker, &followed.topic));
-    let verdict = judge(&oracle, &collector.messages(), number);
+    let verdict = judge(
+        &oracle,
+        &collector.messages(),
+        number,
+        broker.mock().is_some(),
+    );
     if schedule.exactly_once && verdict.duplicates > 0 {
         run.problems.push(format!(
             "{} duplicates with --exactly-once, first {:?}",

@@ -211,7 +211,12 @@ pub fn run(schedule: &Schedule) -> Outcome {
         problems.push(format!("exit {status} at the end"));
     }
     problems.extend(overflowed(&broker, &topic));
-    let verdict = judge(&oracle, &collector.messages(), number);
+    let verdict = judge(
+        &oracle,
+        &collector.messages(),
+        number,
+        broker.mock().is_some(),
+    );
     Outcome {
         verdict,
         problems,
