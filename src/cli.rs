@@ -157,13 +157,10 @@ impl Cli {
                     "--exactly-once needs --state-dir (or $STATE_DIRECTORY): the state says \
                      where to read Kafka back from after a crash"
                 ),
-                _ if self.spool_dir.is_some() => bail!(
-                    "--exactly-once is built for --file so far; with --spool-dir lines are \
-                     delivered at least once (each spooled line is sent again after a crash)"
-                ),
+                _ if self.spool_dir.is_some() => {}
                 _ => bail!(
-                    "--exactly-once needs --file: a pipe or socket cannot be read again \
-                     after a crash, so lines in flight then cannot be checked"
+                    "--exactly-once needs --file or --spool-dir: a pipe or socket cannot be \
+                     read again after a crash, so lines in flight then cannot be checked"
                 ),
             }
         }

@@ -281,6 +281,12 @@ impl Tracker {
         self.sent.sent.load(Ordering::SeqCst) - settled
     }
 
+    /// Every line registered is settled and none was given up: at
+    /// shutdown, a clean stop for `--exactly-once`.
+    pub fn all_settled(&self) -> bool {
+        self.pending() == 0 && self.counts().given_up == 0
+    }
+
     /// Totals so far.
     pub fn counts(&self) -> Counts {
         let (s, d) = (&self.sent, &self.settled);

@@ -28,16 +28,28 @@ pub struct Line<'a> {
 
 impl Tracker {
     /// Register `line`, after spooling it if it has no position: the
-    /// spool's refusal (full, failing disk) registers nothing.
-    pub fn try_begin(&self, line: &Line<'_>) -> Result<u64, AppendError> {
+    /// spool's refusal (full, failing disk) registers nothing. Its ticket,
+    /// and its place in the spool if it was spooled now.
+    pub fn try_begin(&self, line: &Line<'_>) -> Result<(u64, Option<Mark>), AppendError> {
         let (rejected, bytes) = (line.rejected, line.bytes);
         match self.spool.as_ref().filter(|_| line.mark.is_none()) {
             Some(spool) => {
-                let spooled = || spool.append(line.frame, line.source).map(Some);
-                self.begin_with(spooled, rejected, bytes)
+                let mut spooled = None;
+                let append = || {
+                    spooled = Some(spool.append(line.frame, line.source)?);
+                    Ok(spooled)
+                };
+                let ticket = self.begin_with(append, rejected, bytes)?;
+                Ok((ticket, spooled))
             }
-            None => Ok(self.begin(line.mark, rejected, bytes)),
+            None => Ok((self.begin(line.mark, rejected, bytes), None)),
         }
+    }
+
+    /// The `cdrship.id` of the line spooled at `mark`, if lines are
+    /// spooled.
+    pub fn spooled_id(&self, mark: Mark) -> Option<String> {
+        self.spool.as_ref().map(|spool| spool.line_id(mark))
     }
 
     /// Shutdown stopped waiting for the spool to take `line`. It was

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use lock::{lock, Lock, LockLost};
 pub use progress::Progress;
-pub use read_back::{value_hash, Found, ReadBack, Recovered};
+pub use read_back::{value_hash, Found, Previous, ReadBack, Recovered, Settled};
 
 use anyhow::{bail, Context as _, Result};
 use serde::de::DeserializeOwned;

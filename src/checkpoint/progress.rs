@@ -155,8 +155,7 @@ impl Progress {
                 .map(|f| (f.id.to_string(), delivered(f)))
                 .collect();
             let of = |file: &str| files.iter().find(|(id, _)| id == file).map(|f| f.1);
-            let clean =
-                why == Save::Last && tracker.pending() == 0 && tracker.counts().given_up == 0;
+            let clean = why == Save::Last && tracker.all_settled();
             read_back.written(passed.as_deref().unwrap_or_default(), of, clean)
         });
         // Let go and wholly delivered: nothing of it can be lost anymore.

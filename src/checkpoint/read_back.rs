@@ -1,7 +1,9 @@
-//! `--exactly-once` in file mode: the messages an earlier run wrote for
-//! lines after its saved position (found by the read-back at start), and
-//! what the checkpoint saves so that the next read-back finds every such
-//! message of this run.
+//! `--exactly-once`: the messages an earlier run wrote for lines after
+//! its saved position (found by the read-back at start), and what the
+//! checkpoint (a followed file's progress, or the spool's) saves so that
+//! the next read-back finds every such message of this run. A line's id
+//! is its place: `FILE@OFFSET`, where FILE names a followed file
+//! (`dev:ino:fingerprint`) or a spool segment (`spool:dev:ino:segment`).
 //!
 //! The rule the saved [`Written`] keeps: every message in Kafka whose line
 //! is after the saved position sits, in its partition, at or after the
@@ -22,7 +24,7 @@ use crate::sync::lock;
 /// A message of an earlier run found after the saved position.
 #[derive(Debug, Clone)]
 pub struct Found {
-    /// Its `cdrship.id`: `dev:ino:fingerprint@offset`.
+    /// Its `cdrship.id`: `FILE@OFFSET`.
     pub id: String,
     /// A hash of its value ([`value_hash`]).
     pub value: u64,
@@ -47,6 +49,28 @@ impl Found {
         let (file, offset) = self.id.rsplit_once('@')?;
         Some((file, offset.parse().ok()?))
     }
+}
+
+/// What the last run saved for the read-back.
+#[derive(Debug, Clone)]
+pub enum Previous {
+    /// Nothing: a first start, which only notes where partitions end.
+    Fresh,
+    /// A saved position, with what it keeps for the read-back; `None`
+    /// when it keeps nothing (saved without the option, or unreadable):
+    /// every partition is then read from its start.
+    Saved(Option<Written>),
+}
+
+/// The tracker's side of a save: where the messages the watermark passed
+/// landed (read before the watermark), and whether the run stopped with
+/// every line settled and none given up.
+#[derive(Debug, Clone, Default)]
+pub struct Settled {
+    /// [`Tracker::passed`](crate::acker::Tracker::passed).
+    pub passed: Vec<Placed>,
+    /// Clean: nothing to read back at the next start.
+    pub clean: bool,
 }
 
 /// What the read-back found, as this run goes past it; shared by the

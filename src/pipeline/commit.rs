@@ -17,7 +17,7 @@ use anyhow::{Context as _, Result};
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::Tracker;
-use crate::checkpoint::{LockLost, Progress};
+use crate::checkpoint::{LockLost, Progress, Settled};
 use crate::outcome::Keeper;
 use crate::spool::Spool;
 
@@ -121,7 +121,14 @@ impl Committer {
         match &self.kept {
             Kept::Nothing => Ok(()),
             Kept::File(progress) => progress.save(&self.tracker, last),
-            Kept::Spool(spool) => spool.commit(self.tracker.watermark()),
+            Kept::Spool(spool) => {
+                // Passed first: the watermark read after it is at or past it.
+                let settled = Settled {
+                    passed: self.tracker.passed(),
+                    clean: last && self.tracker.all_settled(),
+                };
+                spool.commit(self.tracker.watermark(), &settled)
+            }
         }
     }
 

@@ -22,13 +22,13 @@ use crate::progress_bar;
 use crate::route::Router;
 use crate::sink::{Access, Sink};
 use crate::source::{activation, file, stdin, tcp};
-use crate::spool::Spool;
 
 mod commit;
+mod open;
 mod recover;
 mod replay;
 use commit::{Committer, Kept};
-use recover::{open_progress, Opened};
+use open::{open_progress, open_spool, Opened};
 use replay::replay;
 
 /// With a spool, shutdown waits at most this long for the broker: what
@@ -38,13 +38,11 @@ const SPOOLED_DRAIN: Duration = Duration::from_secs(2);
 /// Run until the source ends or `stop` is cancelled.
 pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
     let abort = CancellationToken::new();
-    let (spool, backlog) = match &config.spool {
-        Some(spool) => {
-            let (opened, backlog) = Spool::open(&spool.dir, spool.max_bytes)?;
-            info!("spooling lines in {} until delivered", spool.dir.display());
-            (Some(Arc::new(opened)), Some(backlog))
-        }
-        None => (None, None),
+    let stopped = || Ok(Outcome::nothing(Kept::Nothing.keeper()));
+    let (spool, backlog, spool_recovered) = match open_spool(&config, &stop).await? {
+        Opened::Unkept => (None, None, None),
+        Opened::Kept((spool, backlog), recovered) => (Some(spool), Some(backlog), recovered),
+        Opened::Stopped => return stopped(),
     };
     let tracker = Arc::new(Tracker::new(stop.clone()).spooling(spool.clone()));
     let keeps = spool.is_some()
@@ -56,9 +54,9 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
             }
         );
     let (progress, recovered) = match open_progress(&config, &stop).await? {
-        Opened::Unsaved => (None, None),
-        Opened::Saved(progress, recovered) => (Some(progress), recovered),
-        Opened::Stopped => return Ok(Outcome::nothing(Kept::Nothing.keeper())),
+        Opened::Unkept => (None, spool_recovered),
+        Opened::Kept(progress, recovered) => (Some(progress), recovered),
+        Opened::Stopped => return stopped(),
     };
     let access = Arc::new(Access::new(&config.kafka, keeps, stop.clone()));
     let (sink, broker_refused) = Sink::new(

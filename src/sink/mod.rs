@@ -135,6 +135,9 @@ pub struct Sink {
     abort: CancellationToken,
     /// With `--exactly-once`: lines an earlier run already wrote.
     recovered: Option<Arc<Recovered>>,
+    /// With `--exactly-once` and a spool: a spooled line's id is its
+    /// place in the spool, so every such line is sent with its header.
+    spool_ids: bool,
 }
 
 impl Sink {
@@ -176,6 +179,7 @@ impl Sink {
         // SAFETY: the handle is dropped before the producer (field order).
         let main = unsafe { Topic::new(producer.client().native_ptr(), &topic)? };
         request_producer_id(&producer, &topic);
+        let spool_ids = recovered.is_some() && tracker.spools();
         let sink = Sink {
             main,
             producer,
@@ -184,6 +188,7 @@ impl Sink {
             reject_topic,
             abort,
             recovered,
+            spool_ids,
         };
         Ok((sink, rerouted))
     }
@@ -192,6 +197,27 @@ impl Sink {
     /// up (counting the line as failed) only when shutdown runs out of time
     /// or on an error librdkafka will not retry.
     pub async fn send(&self, dest: Dest<'_>, msg: Outgoing<'_>) {
+        let rejected = matches!(dest, Dest::Reject(_));
+        // A line replayed from the spool has the id it was first sent with.
+        let spooled_id = |mark: Option<Mark>| {
+            mark.filter(|_| self.spool_ids)
+                .and_then(|m| self.tracker.spooled_id(m))
+        };
+        let mut owned_id = spooled_id(msg.mark);
+        let id = msg.id.or(owned_id.as_deref());
+        if let (Some(id), Some(recovered)) = (id, &self.recovered) {
+            if recovered.take(id, msg.value) {
+                self.tracker.already(msg.mark, rejected, msg.value.len());
+                return;
+            }
+        }
+        let Some((seq, spooled)) = self.begin(&msg, rejected).await else {
+            return;
+        };
+        if msg.id.is_none() && owned_id.is_none() {
+            owned_id = spooled_id(spooled);
+        }
+        let id = msg.id.or(owned_id.as_deref());
         let mut headers = None;
         let topic = match dest {
             Dest::Main => self.topic.as_str(),
@@ -203,7 +229,7 @@ impl Sink {
                 self.reject_topic.as_str()
             }
         };
-        if let Some(id) = msg.id {
+        if let Some(id) = id {
             headers = Some(headers.unwrap_or_default().insert(Header {
                 key: ID_HEADER,
                 value: Some(id),
@@ -215,16 +241,6 @@ impl Sink {
                 value: Some(value),
             }));
         }
-        let rejected = matches!(dest, Dest::Reject(_));
-        if let (Some(id), Some(recovered)) = (msg.id, &self.recovered) {
-            if recovered.take(id, msg.value) {
-                self.tracker.already(msg.mark, rejected, msg.value.len());
-                return;
-            }
-        }
-        let Some(seq) = self.begin(&msg, rejected).await else {
-            return;
-        };
         self.tracker.write_spool();
         let mut record = BaseRecord::with_opaque_to(topic, seq as usize).payload(msg.value);
         if let Some(key) = msg.key {
@@ -264,13 +280,18 @@ impl Sink {
     /// [`flush`](Self::flush)es the rest when its input has nothing more ready.
     pub async fn stage(&self, batch: &mut Batch, msg: Outgoing<'_>) {
         debug_assert!(msg.id.is_none() && msg.headers.is_empty());
+        if self.spool_ids {
+            // Each line gets its id header: batches carry none.
+            self.flush(batch).await;
+            return self.send(Dest::Main, msg).await;
+        }
         let ticket = match self.tracker.try_begin(&line(&msg, false)) {
-            Ok(ticket) => ticket,
+            Ok((ticket, _)) => ticket,
             Err(_) => {
                 // A full spool waits for deliveries: the lines batched
                 // before this one must be on their way first.
                 self.flush(batch).await;
-                let Some(ticket) = self.begin(&msg, false).await else {
+                let Some((ticket, _)) = self.begin(&msg, false).await else {
                     return;
                 };
                 ticket
@@ -321,11 +342,12 @@ impl Sink {
     /// Register `msg` in the tracker (which spools it if it has no
     /// position yet). A full or failing spool makes the source wait
     /// (backpressure), never drops; if shutdown ends the wait, the tracker
-    /// keeps or counts the line and there is nothing to produce.
-    async fn begin(&self, msg: &Outgoing<'_>, rejected: bool) -> Option<u64> {
+    /// keeps or counts the line and there is nothing to produce. The
+    /// ticket, and the line's place if it was spooled now.
+    async fn begin(&self, msg: &Outgoing<'_>, rejected: bool) -> Option<(u64, Option<Mark>)> {
         let line = line(msg, rejected);
         match self.until_spooled(|| self.tracker.try_begin(&line)).await {
-            Ok(seq) => Some(seq),
+            Ok(begun) => Some(begun),
             Err(_) => {
                 self.tracker.give_up_unsent(&line);
                 None

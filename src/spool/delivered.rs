@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use super::segment::{segment_path, Segment};
 use crate::checkpoint::{State, Store};
-use crate::position::{FileId, Mark};
+use crate::position::{FileId, Mark, Written};
 
 /// Layout version of [`Delivered`].
 const VERSION: u32 = 1;
 
 /// What the spool saves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Delivered {
     version: u32,
     /// The segment's number.
@@ -24,6 +24,10 @@ pub(super) struct Delivered {
     file: FileId,
     /// Every record before this offset of the segment was delivered.
     offset: u64,
+    /// With `--exactly-once`: where the read-back starts after an
+    /// unclean stop, saved in the same write as the position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) written: Option<Written>,
 }
 
 /// Either layout, told apart by their fields.
@@ -35,13 +39,15 @@ enum Saved {
 }
 
 impl Delivered {
-    /// Every line up to `mark`, in `segment`, is delivered.
-    pub(super) fn new(mark: Mark, segment: &Segment) -> Self {
+    /// Every line up to `mark`, in `segment`, is delivered; `written`
+    /// with `--exactly-once`.
+    pub(super) fn new(mark: Mark, segment: &Segment, written: Option<Written>) -> Self {
         Delivered {
             version: VERSION,
             segment: mark.generation,
             file: segment.id,
             offset: mark.offset,
+            written,
         }
     }
 
@@ -74,6 +80,7 @@ impl Delivered {
                     segment,
                     file: state.file,
                     offset: state.offset,
+                    written: None,
                 }
             }
         };
@@ -133,7 +140,7 @@ mod tests {
             generation: 43,
             offset: 99,
         };
-        store.save(&Delivered::new(mark, &segment)).unwrap();
+        store.save(&Delivered::new(mark, &segment, None)).unwrap();
         let loaded = Delivered::load(&store).unwrap().unwrap();
         assert_eq!(loaded.mark(dir.path(), &[segment]), Some(mark));
         std::fs::write(

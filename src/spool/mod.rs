@@ -18,6 +18,7 @@
 //! catches on replay.
 
 mod delivered;
+mod exactly;
 mod record;
 mod replay;
 mod segment;
@@ -38,7 +39,7 @@ pub use replay::{Backlog, Replayed};
 use segment::{list, remove, segment_path};
 use writer::Writer;
 
-use crate::checkpoint::{self, Lock, LockLost, Store};
+use crate::checkpoint::{self, Lock, LockLost, Previous, ReadBack, Settled, Store};
 use crate::framing::Frame;
 use crate::position::Mark;
 use crate::sync::lock;
@@ -70,6 +71,8 @@ struct Inner {
     writer: Writer,
     scratch: Vec<u8>,
     committed: Option<Mark>,
+    /// The record saved last (a save that changes nothing is skipped).
+    saved: Option<Delivered>,
     /// The `--header` line of each source still reading, as encoded
     /// records: each new segment starts with them, so replay from any
     /// segment maps a source's lines by its own header.
@@ -91,6 +94,12 @@ pub struct Spool {
     freed: Notify,
     /// Held for the life of the spool: one process per directory.
     lock: Lock,
+    /// Names this spool in line ids: `spool:dev:ino` of its directory.
+    identity: String,
+    /// What the last run saved, for `--exactly-once`.
+    previous: Previous,
+    /// With `--exactly-once`: the read-back's side of each save.
+    read_back: Option<ReadBack>,
 }
 
 impl Spool {
@@ -108,12 +117,19 @@ impl Spool {
         let store = Store::new(dir, Path::new("spool"))?;
         // Failing every start would be a crash loop under `Restart=`;
         // replaying everything re-sends delivered lines, never skips one.
-        let saved = Delivered::load(&store).unwrap_or_else(|e| {
-            warn!("{e:#}; replaying the spool from its oldest segment (delivered lines may be sent again)");
-            None
-        });
+        let (saved, previous) = match Delivered::load(&store) {
+            Ok(None) => (None, Previous::Fresh),
+            Ok(Some(saved)) => {
+                let written = saved.written.clone();
+                (Some(saved), Previous::Saved(written))
+            }
+            Err(e) => {
+                warn!("{e:#}; replaying the spool from its oldest segment (delivered lines may be sent again)");
+                (None, Previous::Saved(None))
+            }
+        };
         let mut segments = list(dir)?;
-        let committed = saved.and_then(|saved| saved.mark(dir, &segments));
+        let committed = saved.as_ref().and_then(|saved| saved.mark(dir, &segments));
         // Wholly delivered segments go; the rest is the backlog.
         let done = committed.map_or(0, |m| m.generation);
         for segment in segments.iter().filter(|s| s.number < done) {
@@ -146,12 +162,16 @@ impl Spool {
                 writer: Writer::new(dir, segments, next),
                 scratch: Vec::new(),
                 committed,
+                saved,
                 headers: HashMap::new(),
             }),
             saving: Mutex::new(()),
             full: AtomicBool::new(false),
             freed: Notify::new(),
             lock: dir_lock,
+            identity: exactly::identity(dir)?,
+            previous,
+            read_back: None,
         };
         Ok((spool, backlog))
     }
@@ -223,27 +243,31 @@ impl Spool {
         self.lock.check()
     }
 
-    /// Record that every line up to `mark` is delivered: save it, delete
-    /// the segments before it.
-    pub fn commit(&self, mark: Option<Mark>) -> Result<()> {
+    /// Record that every line up to `mark` is delivered: save it (with
+    /// what `settled` says, under `--exactly-once`), delete the segments
+    /// before it.
+    pub fn commit(&self, mark: Option<Mark>, settled: &Settled) -> Result<()> {
         // One save at a time: they share the state file's temp file.
         let _saving = lock(&self.saving);
         // Another process may own the spool now: nothing more is saved.
         self.check_lock()?;
-        let (mark, segment) = {
+        let (mark, record) = {
             let inner = lock(&self.inner);
-            let Some(mark) = mark.filter(|m| Some(*m) != inner.committed) else {
+            let Some(mark) = mark.or(inner.committed) else {
                 return Ok(());
             };
             let segment = inner.writer.segment(mark.generation);
-            (
-                mark,
-                segment.expect("a delivered mark's segment is kept until committed"),
-            )
+            let segment = segment.expect("a delivered mark's segment is kept until committed");
+            let record = Delivered::new(mark, &segment, self.written(mark, settled));
+            if inner.saved.as_ref() == Some(&record) {
+                return Ok(());
+            }
+            (mark, record)
         };
-        self.store.save(&Delivered::new(mark, &segment))?;
+        self.store.save(&record)?;
         let mut inner = lock(&self.inner);
         inner.committed = Some(mark);
+        inner.saved = Some(record);
         inner.writer.remove_before(mark.generation);
         if inner.writer.total() < self.max_bytes && self.full.swap(false, Ordering::AcqRel) {
             info!("spool has room again");

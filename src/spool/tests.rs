@@ -34,7 +34,7 @@ fn fills_up_frees_by_segment_and_resumes_after_the_commit() {
     assert_eq!(spool.bytes(), on_disk.iter().map(|s| s.size).sum::<u64>());
 
     let delivered = marks[marks.len() / 2];
-    spool.commit(Some(delivered)).unwrap();
+    spool.commit(Some(delivered), &Settled::default()).unwrap();
     assert!(!spool.is_full());
     assert_eq!(list(dir.path()).unwrap()[0].number, delivered.generation);
     assert!(spool.append(line(b"more"), "stdin").is_ok());

@@ -155,6 +155,11 @@ impl Writer {
         self.segments.iter().find(|s| s.number == number).copied()
     }
 
+    /// The oldest segment's number, if any is kept.
+    pub(super) fn oldest(&self) -> Option<u32> {
+        self.segments.front().map(|s| s.number)
+    }
+
     /// Delete the segments before `number` (wholly delivered).
     pub(super) fn remove_before(&mut self, number: u32) {
         while let Some(old) = self.segments.front().filter(|s| s.number < number) {

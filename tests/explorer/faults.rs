@@ -56,7 +56,7 @@ pub enum Fault {
     FromEnd,
     /// `--from end` with a corrupt state file (known defect 2).
     FromEndCorruptState,
-    /// `--exactly-once` (file mode): then no line may arrive twice.
+    /// `--exactly-once`: then no line may arrive twice.
     ExactlyOnce,
     // Broker faults.
     /// broker_down, an outage of a few hundred ms to 2 s, broker_up.

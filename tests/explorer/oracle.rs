@@ -207,6 +207,16 @@ pub fn judge(
 }
 
 impl Verdict {
+    /// With `--exactly-once`, any duplicate is a failure.
+    pub fn duplicate_problem(&self, exactly_once: bool) -> Option<String> {
+        (exactly_once && self.duplicates > 0).then(|| {
+            format!(
+                "{} duplicates with --exactly-once, first {:?}",
+                self.duplicates, self.first_duplicates
+            )
+        })
+    }
+
     /// Lost lines or ids that differ.
     pub fn failed(&self) -> bool {
         !self.lost.is_empty() || !self.id_mismatches.is_empty()

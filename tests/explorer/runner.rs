@@ -80,11 +80,6 @@ pub fn run(schedule: &Schedule) -> Outcome {
         args.extend(["--from".into(), "end".into()]);
     }
     args.extend(schedule.fault_args());
-    if schedule.exactly_once {
-        // One broker: the killed process's last requests are written
-        // within milliseconds (a second is ample), not 30 s.
-        args.extend(["--exactly-once", "--exactly-once-fence", "1"].map(String::from));
-    }
     let mut run = Run {
         broker: &broker,
         followed: &followed,
@@ -248,12 +243,8 @@ pub fn run(schedule: &Schedule) -> Outcome {
         number,
         broker.mock().is_some(),
     );
-    if schedule.exactly_once && verdict.duplicates > 0 {
-        run.problems.push(format!(
-            "{} duplicates with --exactly-once, first {:?}",
-            verdict.duplicates, verdict.first_duplicates
-        ));
-    }
+    run.problems
+        .extend(verdict.duplicate_problem(schedule.exactly_once));
     Outcome {
         verdict,
         problems: run.problems,

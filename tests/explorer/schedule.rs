@@ -120,7 +120,7 @@ pub struct Schedule {
     pub writer: WriterPlan,
     /// `--from end` (file mode).
     pub from_end: bool,
-    /// `--exactly-once` (file mode): no duplicate may arrive.
+    /// `--exactly-once`: no duplicate may arrive.
     pub exactly_once: bool,
     /// `--poll-interval` in ms (file mode).
     pub poll_ms: u64,
@@ -185,7 +185,7 @@ pub fn schedule(seed: u64, enabled: &Enabled) -> Schedule {
         },
     };
     let from_end = mode == Mode::File && on(&mut rng, FromEnd);
-    let exactly_once = mode == Mode::File && on(&mut rng, ExactlyOnce);
+    let exactly_once = on(&mut rng, ExactlyOnce);
     let small_spool = mode != Mode::File && on(&mut rng, SpoolFull);
     let poll_ms = rng.pick(&[50, 200, 1000]);
     let partitions = rng.pick(&[1, 4]);
@@ -376,17 +376,21 @@ impl Schedule {
     /// producers only, so it appends the later request and the failed one
     /// is gone: 3 or 4 lines missing that cdrship had seen acknowledged.
     /// A mock artefact; pipelining is not what the fault is about.
+    /// With `--exactly-once`, the fence one broker needs: the killed
+    /// process's last requests are written within milliseconds, not 30 s.
     pub fn fault_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
         let errors = self
             .steps
             .iter()
             .any(|(_, step)| matches!(step, Step::RequestErrors { .. }));
-        if !errors {
-            return Vec::new();
+        if errors {
+            args.extend(["-X", "max.in.flight.requests.per.connection=1"]);
         }
-        ["-X", "max.in.flight.requests.per.connection=1"]
-            .map(String::from)
-            .to_vec()
+        if self.exactly_once {
+            args.extend(["--exactly-once", "--exactly-once-fence", "1"]);
+        }
+        args.into_iter().map(String::from).collect()
     }
 }
 

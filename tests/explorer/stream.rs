@@ -217,6 +217,7 @@ pub fn run(schedule: &Schedule) -> Outcome {
         number,
         broker.mock().is_some(),
     );
+    problems.extend(verdict.duplicate_problem(schedule.exactly_once));
     Outcome {
         verdict,
         problems,

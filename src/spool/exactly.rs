@@ -1,0 +1,94 @@
+//! The spool's side of `--exactly-once`. A spooled line's `cdrship.id` is
+//! its place in the spool, `spool:dev:ino:SEGMENT@OFFSET` (the directory's
+//! identity, the segment number, the record's end offset): a line replayed
+//! after a crash has the id it was first sent with, so the read-back can
+//! tell which of them are in Kafka already. The saved position carries
+//! the read-back's `written` in the same atomic write.
+
+use std::os::unix::fs::MetadataExt as _;
+use std::path::Path;
+
+use anyhow::{anyhow, Context as _, Result};
+
+use super::Spool;
+use crate::checkpoint::{Previous, ReadBack, Settled};
+use crate::position::{Mark, Written};
+use crate::sync::lock;
+
+/// The spool directory's identity for line ids.
+pub(super) fn identity(dir: &Path) -> Result<String> {
+    let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    Ok(format!("spool:{}:{}", meta.dev(), meta.ino()))
+}
+
+impl Spool {
+    /// The id of the line spooled at `mark`.
+    pub fn line_id(&self, mark: Mark) -> String {
+        format!("{}:{}@{}", self.identity, mark.generation, mark.offset)
+    }
+
+    /// Tells whether an id names a line of this spool (for the
+    /// read-back's thread).
+    pub fn owns(&self) -> impl Fn(&str) -> bool + Send + 'static {
+        let prefix = format!("{}:", self.identity);
+        move |id| id.starts_with(&prefix)
+    }
+
+    /// What the last run saved, for the read-back.
+    pub fn previous(&self) -> &Previous {
+        &self.previous
+    }
+
+    /// Save with `read_back`'s side from now on (`--exactly-once`).
+    pub fn with_read_back(self, read_back: ReadBack) -> Self {
+        Spool {
+            read_back: Some(read_back),
+            ..self
+        }
+    }
+
+    /// Before the first line is sent: a spool that had saved nothing
+    /// saves where the partitions end, so that a crash before the next
+    /// save still knows where to read back from. The position saved is
+    /// the oldest segment's start (its lines are replayed), or a new
+    /// empty segment's.
+    pub fn started(&self) -> Result<()> {
+        if !self.read_back.as_ref().is_some_and(|r| r.fresh) {
+            return Ok(());
+        }
+        let start = {
+            let mut inner = lock(&self.inner);
+            if inner.writer.oldest().is_none() {
+                inner
+                    .writer
+                    .roll(std::iter::empty())
+                    .map_err(|e| anyhow!("spool: {e}"))?;
+            }
+            inner.writer.oldest().map(|generation| Mark {
+                generation,
+                offset: 0,
+            })
+        };
+        self.commit(start, &Settled::default())
+    }
+
+    /// What to save beside `mark` under `--exactly-once`.
+    pub(super) fn written(&self, mark: Mark, settled: &Settled) -> Option<Written> {
+        let read_back = self.read_back.as_ref()?;
+        // How far the segment an id names is delivered: wholly before the
+        // mark's segment, up to its offset in it, not at all after it.
+        let delivered = |file: &str| {
+            let segment: u32 = file
+                .strip_prefix(self.identity.as_str())?
+                .strip_prefix(':')?
+                .parse()
+                .ok()?;
+            match segment.cmp(&mark.generation) {
+                std::cmp::Ordering::Less => Some(u64::MAX),
+                std::cmp::Ordering::Equal => Some(mark.offset),
+                std::cmp::Ordering::Greater => None,
+            }
+        };
+        Some(read_back.written(&settled.passed, delivered, settled.clean))
+    }
+}
