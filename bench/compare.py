@@ -11,6 +11,8 @@ ROUNDS alternating rounds of:
   json      cdrship from stdin, -f json --preset asterisk-cdr
   file      cdrship --file on the lines already on disk, saving progress
   file-eo   the same with --exactly-once (read-back state saved with it)
+  spool     cdrship from stdin with --spool-dir (a fresh spool each run)
+  spool-eo  the same with --exactly-once (each line sent with its id header)
   tcp-1     cdrship --listen, the lines over one connection
   tcp-16    cdrship --listen, the lines over 16 connections
 
@@ -21,6 +23,8 @@ stdin with the broker down for OUTAGE seconds in the middle; peak RSS.
 
 usage: bench/compare.py [LINES] [ROUNDS] [MEMLINES] [OUTAGE]
        (defaults 1000000 3 10000000 60; MEMLINES 0 skips the probe)
+CDRSHIP_BENCH_MODES=kcat,file,file-eo runs only those modes (kcat is always
+run, the ratios need it) and prints the table without recording it.
 Prints a markdown report (machine, table, memory probe) and writes it into
 bench/RESULTS.md between its `<!-- compare.py -->` markers; the analysis
 around them is written by hand.
@@ -214,9 +218,16 @@ def main():
         ("json", lambda: stdin_mode(base + ["-q", "-f", "json", "--preset", "asterisk-cdr"])),
         ("file", file_mode),
         ("file-eo", lambda: file_mode("--exactly-once")),
+        ("spool", lambda: stdin_mode(base + ["-q", "--spool-dir", tempfile.mkdtemp(dir=work)])),
+        ("spool-eo", lambda: stdin_mode(base + ["-q", "--spool-dir", tempfile.mkdtemp(dir=work),
+                                               "--exactly-once"])),
         ("tcp-1", lambda: tcp_mode(1)),
         ("tcp-16", lambda: tcp_mode(16)),
     ]
+    only = os.environ.get("CDRSHIP_BENCH_MODES")
+    if only:
+        wanted = set(only.split(",")) | {"kcat"}
+        modes = [(name, measure) for name, measure in modes if name in wanted]
     results = {name: [] for name, _ in modes}
     for _ in range(ROUNDS):
         for name, measure in modes:
@@ -255,7 +266,10 @@ def main():
             wall, cpu, rss = Run(work, base + ["-q"], stdin=f).finish()
         report += ["", f"Memory probe: {MEMLINES:,} raw lines from stdin, broker down for {OUTAGE:.0f} s "
                        f"from second 2: all delivered in {wall:.1f} s, **peak RSS {rss / 1024:.0f} MiB**."]
-    record(report)
+    if only:
+        print("\n".join(report))
+    else:
+        record(report)
     if broker is not None:
         broker.stdin.close()
         broker.wait()

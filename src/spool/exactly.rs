@@ -92,3 +92,74 @@ impl Spool {
         Some(read_back.written(&settled.passed, delivered, settled.clean))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{value_hash, Found, Recovered};
+    use crate::framing::Frame;
+    use crate::position::{PartitionFrom, Placed};
+
+    fn line(bytes: &[u8]) -> Frame<'_> {
+        Frame::Line {
+            bytes,
+            end: 0,
+            line: 1,
+        }
+    }
+
+    /// A fresh spool saves where the partitions end before any line; a
+    /// found message of a line the watermark has not passed holds `from`
+    /// back; ids name the spool, and the saved `written` loads again.
+    #[test]
+    fn a_spool_saves_the_read_back_offsets_with_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert!(matches!(spool.previous(), Previous::Fresh));
+        let at = |offset| Placed {
+            reject: false,
+            partition: 0,
+            offset,
+        };
+        // A line far past the first one.
+        let mark = Mark {
+            generation: 0,
+            offset: 10_000,
+        };
+        let id = spool.line_id(mark);
+        assert!(spool.owns()(&id), "{id}");
+        assert!(!spool.owns()("spool:1:2:0@10000"));
+        let found = Found {
+            id: id.clone(),
+            value: value_hash(b"call"),
+            placed: at(7),
+        };
+        let read_back = ReadBack {
+            topics: ["cdr".into(), "cdr.rejects".into()],
+            base: vec![PartitionFrom {
+                topic: "cdr".into(),
+                partition: 0,
+                offset: 5,
+            }],
+            recovered: std::sync::Arc::new(Recovered::new(vec![found])),
+            fresh: true,
+        };
+        let spool = spool.with_read_back(read_back);
+        spool.started().unwrap();
+        let first = spool.append(line(b"call"), "stdin").unwrap();
+        spool.write().unwrap();
+        let passed = Settled {
+            passed: vec![at(10)],
+            clean: false,
+        };
+        // Delivered up to the first line: the found one is ahead.
+        spool.commit(Some(first), &passed).unwrap();
+        drop(spool);
+        let (reopened, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+        let Previous::Saved(Some(written)) = reopened.previous() else {
+            panic!("no read-back offsets saved");
+        };
+        assert_eq!(written.start_in("cdr", 0), Some(7));
+        assert!(!written.clean);
+    }
+}
