@@ -3,7 +3,9 @@
 //! `rd_kafka_produce_batch` on a topic handle does that once per batch,
 //! which is most of what separated cdrship from `kcat -P` on raw lines
 //! (see bench/RESULTS.md). It takes no headers, so only lines without
-//! headers are batched.
+//! headers are produced by it; spooled lines with their `cdrship.id`
+//! (`--exactly-once`) are batched too, for one spool write per batch,
+//! and produced one by one.
 
 use std::ffi::{c_void, CString};
 use std::ops::Range;
@@ -34,16 +36,59 @@ struct Entry {
     ticket: u64,
     value: Range<usize>,
     key: Option<Range<usize>>,
+    id: Option<Range<usize>>,
+}
+
+/// One line of a batch.
+pub struct Staged<'a> {
+    pub ticket: u64,
+    pub value: &'a [u8],
+    pub key: Option<&'a [u8]>,
+    pub id: Option<&'a [u8]>,
 }
 
 impl Batch {
     /// Add a line registered in the tracker as `ticket`; true when the
     /// batch is full and should be produced now.
     pub fn push(&mut self, ticket: u64, value: &[u8], key: Option<&[u8]>) -> bool {
+        self.push_with_id(ticket, value, key, None)
+    }
+
+    /// [`push`](Self::push) with the line's id, if it has one.
+    pub fn push_with_id(
+        &mut self,
+        ticket: u64,
+        value: &[u8],
+        key: Option<&[u8]>,
+        id: Option<&str>,
+    ) -> bool {
         let value = self.copy(value);
         let key = key.map(|key| self.copy(key));
-        self.entries.push(Entry { ticket, value, key });
+        let id = id.map(|id| self.copy(id.as_bytes()));
+        self.entries.push(Entry {
+            ticket,
+            value,
+            key,
+            id,
+        });
         self.entries.len() >= MAX_LINES || self.bytes.len() >= MAX_BYTES
+    }
+
+    /// Whether its lines carry ids (then they are produced one by one);
+    /// a sink stages either lines with ids or lines without.
+    pub fn has_ids(&self) -> bool {
+        self.entries.first().is_some_and(|e| e.id.is_some())
+    }
+
+    /// The lines, in order.
+    pub fn lines(&self) -> impl Iterator<Item = Staged<'_>> {
+        let at = |range: &Range<usize>| &self.bytes[range.clone()];
+        self.entries.iter().map(move |e| Staged {
+            ticket: e.ticket,
+            value: at(&e.value),
+            key: e.key.as_ref().map(at),
+            id: e.id.as_ref().map(at),
+        })
     }
 
     fn copy(&mut self, bytes: &[u8]) -> Range<usize> {
@@ -175,5 +220,10 @@ mod tests {
         assert_eq!(full.filter(|&f| f).count(), 1);
         batch.clear();
         assert!(batch.push(1, &vec![b'x'; MAX_BYTES], None));
+        batch.clear();
+        batch.push_with_id(3, b"v", None, Some("spool:1:2:0@9"));
+        assert!(batch.has_ids());
+        let line = batch.lines().next().unwrap();
+        assert_eq!((line.ticket, line.value, line.id), (3, &b"v"[..], Some(&b"spool:1:2:0@9"[..])));
     }
 }

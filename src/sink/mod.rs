@@ -34,6 +34,7 @@ mod probe;
 mod read_back;
 mod redact;
 mod refused;
+mod spooled;
 
 use refused::Refused;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -199,23 +200,15 @@ impl Sink {
     pub async fn send(&self, dest: Dest<'_>, msg: Outgoing<'_>) {
         let rejected = matches!(dest, Dest::Reject(_));
         // A line replayed from the spool has the id it was first sent with.
-        let spooled_id = |mark: Option<Mark>| {
-            mark.filter(|_| self.spool_ids)
-                .and_then(|m| self.tracker.spooled_id(m))
-        };
-        let mut owned_id = spooled_id(msg.mark);
-        let id = msg.id.or(owned_id.as_deref());
-        if let (Some(id), Some(recovered)) = (id, &self.recovered) {
-            if recovered.take(id, msg.value) {
-                self.tracker.already(msg.mark, rejected, msg.value.len());
-                return;
-            }
+        let mut owned_id = self.spooled_id(msg.mark);
+        if self.found(msg.id.or(owned_id.as_deref()), &msg, rejected) {
+            return;
         }
         let Some((seq, spooled)) = self.begin(&msg, rejected).await else {
             return;
         };
         if msg.id.is_none() && owned_id.is_none() {
-            owned_id = spooled_id(spooled);
+            owned_id = self.spooled_id(spooled);
         }
         let id = msg.id.or(owned_id.as_deref());
         let mut headers = None;
@@ -281,24 +274,31 @@ impl Sink {
     pub async fn stage(&self, batch: &mut Batch, msg: Outgoing<'_>) {
         debug_assert!(msg.id.is_none() && msg.headers.is_empty());
         if self.spool_ids {
-            // Each line gets its id header: batches carry none.
-            self.flush(batch).await;
-            return self.send(Dest::Main, msg).await;
+            return self.stage_spooled(batch, msg).await;
         }
-        let ticket = match self.tracker.try_begin(&line(&msg, false)) {
-            Ok((ticket, _)) => ticket,
+        let Some((ticket, _)) = self.begin_staged(batch, &msg).await else {
+            return;
+        };
+        if batch.push(ticket, msg.value, msg.key) {
+            self.flush(batch).await;
+        }
+    }
+
+    /// Register a line to be staged in `batch`: the ticket, and its place
+    /// if it was spooled now.
+    async fn begin_staged(
+        &self,
+        batch: &mut Batch,
+        msg: &Outgoing<'_>,
+    ) -> Option<(u64, Option<Mark>)> {
+        match self.tracker.try_begin(&line(msg, false)) {
+            Ok(begun) => Some(begun),
             Err(_) => {
                 // A full spool waits for deliveries: the lines batched
                 // before this one must be on their way first.
                 self.flush(batch).await;
-                let Some((ticket, _)) = self.begin(&msg, false).await else {
-                    return;
-                };
-                ticket
+                self.begin(msg, false).await
             }
-        };
-        if batch.push(ticket, msg.value, msg.key) {
-            self.flush(batch).await;
         }
     }
 
@@ -307,6 +307,9 @@ impl Sink {
     pub async fn flush(&self, batch: &mut Batch) {
         if batch.is_empty() {
             return;
+        }
+        if batch.has_ids() {
+            return self.flush_with_ids(batch).await;
         }
         self.tracker.write_spool();
         let mut from = 0;
