@@ -224,6 +224,9 @@ mod tests {
         batch.push_with_id(3, b"v", None, Some("spool:1:2:0@9"));
         assert!(batch.has_ids());
         let line = batch.lines().next().unwrap();
-        assert_eq!((line.ticket, line.value, line.id), (3, &b"v"[..], Some(&b"spool:1:2:0@9"[..])));
+        assert_eq!(
+            (line.ticket, line.value, line.id),
+            (3, &b"v"[..], Some(&b"spool:1:2:0@9"[..]))
+        );
     }
 }

@@ -20,16 +20,17 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use tokio_util::sync::CancellationToken;
 
-use crate::acker::{AppendError, Line, Note, Tracker};
+use crate::acker::{Note, Tracker};
 use crate::checkpoint::Recovered;
-use crate::framing::Frame;
 use crate::kafka_stats::KafkaStats;
-use crate::position::Mark;
 use crate::sync::lock;
 
 mod access;
+mod admit;
 mod batch;
 mod context;
+mod defaults;
+mod message;
 mod probe;
 mod read_back;
 mod redact;
@@ -43,86 +44,9 @@ pub use access::Access;
 pub use batch::Batch;
 use batch::Topic;
 use context::{request_producer_id, DeliveryContext};
+pub use defaults::{default_properties, value_limit, HEADROOM};
+pub use message::{Dest, Outgoing, ID_HEADER, REJECT_REASON_HEADER};
 pub use read_back::Reader;
-
-/// Header naming why a line went to the reject topic.
-pub const REJECT_REASON_HEADER: &str = "cdrship.reject.reason";
-
-/// Header with a line's stable idempotency id in file mode:
-/// `dev:ino:fingerprint@offset`, so consumers can drop replays.
-pub const ID_HEADER: &str = "cdrship.id";
-
-/// One message to produce.
-#[derive(Debug, Clone, Copy)]
-pub struct Outgoing<'a> {
-    /// The message value.
-    pub value: &'a [u8],
-    /// The message key.
-    pub key: Option<&'a [u8]>,
-    /// The line's file position, for the checkpoint.
-    pub mark: Option<Mark>,
-    /// The line's idempotency id.
-    pub id: Option<&'a str>,
-    /// Further headers (metadata).
-    pub headers: &'a [(&'a str, &'a [u8])],
-    /// The line as framed, which the spool keeps until it is delivered.
-    pub line: Frame<'a>,
-    /// The source it was read from (kept with it in the spool).
-    pub source: &'a str,
-}
-
-/// Producer defaults; `-X` properties are appended after these and win.
-pub fn default_properties(brokers: &str) -> Vec<(String, String)> {
-    [
-        ("bootstrap.servers", brokers),
-        ("client.id", "cdrship"),
-        // Billing data: every replica has it, no duplicates from retries,
-        // and no message is ever given up on because it waited too long.
-        ("acks", "all"),
-        ("enable.idempotence", "true"),
-        ("message.timeout.ms", "0"),
-        // Batch a few milliseconds: high throughput, still quick on a quiet PBX.
-        ("linger.ms", "5"),
-        // Bounded memory: when the queue is full, reading pauses.
-        ("queue.buffering.max.messages", "50000"),
-        ("queue.buffering.max.kbytes", "4096"),
-        ("compression.codec", "none"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
-/// Bytes of a message's limit kept for what comes with the value: the
-/// key, headers (id, metadata, reject reason) and librdkafka's framing.
-pub const HEADROOM: usize = 1024;
-
-/// The largest value (with its key) the producer accepts under the
-/// `message.max.bytes` in `properties` (the last one wins, as in
-/// librdkafka), and that limit itself.
-pub fn value_limit(properties: &[(String, String)]) -> Result<(usize, usize)> {
-    let limit = match properties
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "message.max.bytes")
-    {
-        Some((_, v)) => v
-            .parse()
-            .with_context(|| format!("-X message.max.bytes={v}: not a number of bytes"))?,
-        // librdkafka's default.
-        None => 1_000_000,
-    };
-    Ok((usize::saturating_sub(limit, HEADROOM), limit))
-}
-
-/// Where a message goes.
-#[derive(Debug, Clone, Copy)]
-pub enum Dest<'a> {
-    /// The configured topic.
-    Main,
-    /// The reject topic, with the reason header.
-    Reject(&'a str),
-}
 
 /// A connected producer shared by all source tasks.
 pub struct Sink {
@@ -284,24 +208,6 @@ impl Sink {
         }
     }
 
-    /// Register a line to be staged in `batch`: the ticket, and its place
-    /// if it was spooled now.
-    async fn begin_staged(
-        &self,
-        batch: &mut Batch,
-        msg: &Outgoing<'_>,
-    ) -> Option<(u64, Option<Mark>)> {
-        match self.tracker.try_begin(&line(msg, false)) {
-            Ok(begun) => Some(begun),
-            Err(_) => {
-                // A full spool waits for deliveries: the lines batched
-                // before this one must be on their way first.
-                self.flush(batch).await;
-                self.begin(msg, false).await
-            }
-        }
-    }
-
     /// Enqueue every line of `batch`, in order, and empty it. Waits while
     /// the producer queue is full, as [`send`](Self::send) does.
     pub async fn flush(&self, batch: &mut Batch) {
@@ -342,70 +248,6 @@ impl Sink {
         }
     }
 
-    /// Register `msg` in the tracker (which spools it if it has no
-    /// position yet). A full or failing spool makes the source wait
-    /// (backpressure), never drops; if shutdown ends the wait, the tracker
-    /// keeps or counts the line and there is nothing to produce. The
-    /// ticket, and the line's place if it was spooled now.
-    async fn begin(&self, msg: &Outgoing<'_>, rejected: bool) -> Option<(u64, Option<Mark>)> {
-        let line = line(msg, rejected);
-        match self.until_spooled(|| self.tracker.try_begin(&line)).await {
-            Ok(begun) => Some(begun),
-            Err(_) => {
-                self.tracker.give_up_unsent(&line);
-                None
-            }
-        }
-    }
-
-    /// Spool `line`, the `--header` line of `source` (stdin, a TCP
-    /// connection), waiting for room as lines do: replay maps the source's
-    /// lines by it.
-    pub async fn spool_header(&self, line: Frame<'_>, source: &str) {
-        if !self.tracker.spools() {
-            return;
-        }
-        if let Err(refused) = self
-            .until_spooled(|| self.tracker.spool_header(line, source))
-            .await
-        {
-            warn!("{source}: shutdown timeout reached before the spool took the header line: {refused}");
-        }
-    }
-
-    /// The spool is done with `source`'s header.
-    pub fn forget_header(&self, source: &str) {
-        self.tracker.forget_header(source);
-    }
-
-    /// Retry `attempt` while the spool refuses it (full, failing disk),
-    /// until it succeeds or the shutdown timeout gives up (the refusal).
-    async fn until_spooled<T>(
-        &self,
-        mut attempt: impl FnMut() -> Result<T, AppendError>,
-    ) -> Result<T, AppendError> {
-        let mut waited = false;
-        loop {
-            let error = match attempt() {
-                Ok(done) => {
-                    if waited {
-                        info!("spool accepts lines again; reading resumed");
-                    }
-                    return Ok(done);
-                }
-                Err(error) => error,
-            };
-            if !waited {
-                warn!("{error}; reading paused until it takes lines again");
-                waited = true;
-            }
-            tokio::select! {
-                () = self.tracker.wait_spool_room(Duration::from_secs(1)) => {}
-                () = self.abort.cancelled() => return Err(error),
-            }
-        }
-    }
-
     /// The last librdkafka statistics report, if any came yet.
     pub fn kafka_stats(&self) -> Option<KafkaStats> {
         lock(&self.producer.context().stats).clone()
@@ -427,16 +269,5 @@ impl Sink {
         self.producer
             .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
         let _ = self.producer.flush(Duration::from_secs(1));
-    }
-}
-
-/// `msg` as the tracker registers it.
-fn line<'a>(msg: &Outgoing<'a>, rejected: bool) -> Line<'a> {
-    Line {
-        mark: msg.mark,
-        frame: msg.line,
-        source: msg.source,
-        rejected,
-        bytes: msg.value.len(),
     }
 }
