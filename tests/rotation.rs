@@ -161,3 +161,38 @@ fn copytruncate_to_a_compressed_copy_says_it_cannot_be_read() {
     run.wait_for_log("compressed, which cannot be read: Master.csv.1.gz");
     run.stop();
 }
+
+/// `--file Master.csv` given relative to the working directory: the
+/// directory listing names it `./Master.csv`, which is the followed file,
+/// not a file rotated in while cdrship was stopped. (It was read whole
+/// again after every restart: 110 duplicates here.)
+#[test]
+fn a_relative_path_resumes_without_reading_the_file_again() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "relative");
+    let start = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cdrship"));
+        command
+            .current_dir(f.dir.path())
+            .args(["-b", broker.servers(), "-t", &f.topic])
+            .args(["--file", "Master.csv", "--state-dir", "state"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        common::spawn(command)
+    };
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("cdr", 0..100));
+    let mut first = start();
+    e.check();
+    first.stop();
+    append(&f.path, &numbered("cdr", 100..110));
+    for line in numbered("cdr", 100..110).lines() {
+        e.push(line);
+    }
+    let mut second = start();
+    e.check();
+    second.stop();
+    assert!(!second.log().contains("rotated in"), "{}", second.log());
+    e.nothing_more();
+}

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 
-use super::current::{directory_of, read_head};
+use super::current::{directory_of, is_followed, read_head};
 use crate::position::FileId;
 
 /// Suffixes of compressed logs: their bytes are not the file's.
@@ -40,7 +40,7 @@ pub(super) fn find(
     for entry in entries.flatten() {
         let candidate = entry.path();
         let Ok(meta) = entry.metadata() else { continue };
-        if candidate == path || !meta.is_file() || FileId::of(&meta).same_inode(id) {
+        if is_followed(&candidate, path) || !meta.is_file() || FileId::of(&meta).same_inode(id) {
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();

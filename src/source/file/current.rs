@@ -140,6 +140,13 @@ pub(super) fn truncated(current: &Current, len: u64) -> Result<bool> {
 }
 
 /// The directory a path lives in (`.` for a bare file name).
+/// Whether `entry`, listed from [`directory_of`]`(path)`, is the followed
+/// path itself: the listing names `Master.csv` as `./Master.csv`, so the
+/// paths differ and only the names tell.
+pub(super) fn is_followed(entry: &Path, path: &Path) -> bool {
+    entry.file_name() == path.file_name()
+}
+
 pub(super) fn directory_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 
-use super::current::{directory_of, Current};
+use super::current::{directory_of, is_followed, Current};
 use crate::checkpoint::{Resume, State};
 
 /// The files to read after a start.
@@ -133,7 +133,7 @@ fn find_rotated(
     };
     let mut copy = None;
     for candidate in dir.flatten().map(|e| e.path()) {
-        if candidate == path || !candidate.is_file() {
+        if is_followed(&candidate, path) || !candidate.is_file() {
             continue;
         }
         let Some((current, len)) = Current::open(&candidate, generation, max_line)? else {
@@ -201,7 +201,7 @@ fn rotated_since(
     let mut between: Vec<_> = dir
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p != path && !since.found.contains(p) && p.is_file())
+        .filter(|p| !is_followed(p, path) && !since.found.contains(p) && p.is_file())
         .filter(|p| {
             let name = p.file_name().unwrap_or_default().to_string_lossy();
             name.starts_with(&base) && !super::copy::compressed(&name)
