@@ -97,16 +97,8 @@ impl Spool {
 mod tests {
     use super::*;
     use crate::checkpoint::{value_hash, Found, Recovered};
-    use crate::framing::Frame;
     use crate::position::{PartitionFrom, Placed};
-
-    fn line(bytes: &[u8]) -> Frame<'_> {
-        Frame::Line {
-            bytes,
-            end: 0,
-            line: 1,
-        }
-    }
+    use crate::spool::tests::line;
 
     /// A fresh spool saves where the partitions end before any line; a
     /// found message of a line the watermark has not passed holds `from`

@@ -4,7 +4,8 @@
 use super::*;
 use std::fs::File;
 
-fn line(bytes: &[u8]) -> Frame<'_> {
+/// `bytes` as a framed line.
+pub(super) fn line(bytes: &[u8]) -> Frame<'_> {
     Frame::Line {
         bytes,
         end: 0,
