@@ -27,6 +27,11 @@ impl Tracker {
         lock(&self.window).passed()
     }
 
+    /// Lines registered so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.sent.load(Ordering::Relaxed)
+    }
+
     /// Lines registered but not yet settled.
     pub fn pending(&self) -> u64 {
         // Settled first: it never passes the sent count read after it.

@@ -1,5 +1,7 @@
 //! The producer's defaults, and the largest value they let through.
 
+use std::time::Duration;
+
 use anyhow::{Context as _, Result};
 
 /// Producer defaults; `-X` properties are appended after these and win.
@@ -44,4 +46,18 @@ pub fn value_limit(properties: &[(String, String)]) -> Result<(usize, usize)> {
         None => 1_000_000,
     };
     Ok((usize::saturating_sub(limit, HEADROOM), limit))
+}
+
+/// How long librdkafka holds a lone message (`linger.ms`, alias
+/// `queue.buffering.max.ms`; the last one set wins).
+pub fn linger(properties: &[(String, String)]) -> Duration {
+    properties
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "linger.ms" || k == "queue.buffering.max.ms")
+        .and_then(|(_, v)| v.parse::<f64>().ok())
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+        .map_or(Duration::from_millis(5), |ms| {
+            Duration::from_secs_f64(ms / 1000.0)
+        })
 }

@@ -32,6 +32,7 @@ mod context;
 mod defaults;
 mod message;
 mod probe;
+mod prompt;
 mod read_back;
 mod redact;
 mod refused;
@@ -46,12 +47,16 @@ use batch::Topic;
 use context::{request_producer_id, DeliveryContext};
 pub use defaults::{default_properties, value_limit, HEADROOM};
 pub use message::{Dest, Outgoing, ID_HEADER, REJECT_REASON_HEADER};
+use prompt::Prompt;
 pub use read_back::Reader;
 
 /// A connected producer shared by all source tasks.
 pub struct Sink {
     /// The configured topic's handle, for batches; dropped before the producer.
     main: Topic,
+    /// Sends a quiet period's first line without lingering; stopped
+    /// before the producer is dropped.
+    prompt: Prompt,
     producer: ThreadedProducer<DeliveryContext>,
     tracker: Arc<Tracker>,
     topic: String,
@@ -107,6 +112,7 @@ impl Sink {
         let spool_ids = recovered.is_some() && tracker.spools();
         let sink = Sink {
             main,
+            prompt: Prompt::start(&producer, defaults::linger(properties)),
             producer,
             tracker,
             topic,
@@ -174,7 +180,7 @@ impl Sink {
     async fn produce(&self, mut record: BaseRecord<'_, [u8], [u8], usize>, seq: u64) {
         loop {
             match self.producer.send(record) {
-                Ok(()) => return,
+                Ok(()) => return self.after_quiet(1),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     if !self.wait_for_room().await {
@@ -236,7 +242,17 @@ impl Sink {
                 break;
             }
         }
+        self.after_quiet(batch.len());
         batch.clear();
+    }
+
+    /// `n` lines were handed to the producer: if they end a quiet period,
+    /// have them sent at once (see `prompt.rs`).
+    fn after_quiet(&self, n: usize) {
+        let n = n as u64;
+        if self.tracker.pending() <= n {
+            self.prompt.empty(n, self.tracker.sent());
+        }
     }
 
     /// Wait until deliveries made room in the producer queue; false when
