@@ -14,7 +14,7 @@ use rdkafka::error::RDKafkaErrorCode::{
     UnknownTopic, UnknownTopicOrPartition,
 };
 use rdkafka::message::Message;
-use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
@@ -154,7 +154,7 @@ impl ProducerContext for DeliveryContext {
 /// A second metadata request is answered by a real broker, which is then
 /// up. It runs on its own thread and is only a nudge: on failure the timer
 /// still does the job.
-pub fn request_producer_id(producer: &ThreadedProducer<DeliveryContext>, topic: &str) {
+pub fn request_producer_id(producer: &Arc<BaseProducer<DeliveryContext>>, topic: &str) {
     let producer = producer.clone();
     let topic = topic.to_owned();
     let nudge = move || {

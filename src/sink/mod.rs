@@ -17,7 +17,7 @@ use anyhow::{Context as _, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::{Note, Tracker};
@@ -31,6 +31,7 @@ mod batch;
 mod context;
 mod defaults;
 mod message;
+mod poller;
 mod probe;
 mod prompt;
 mod read_back;
@@ -47,6 +48,7 @@ use batch::Topic;
 use context::{request_producer_id, DeliveryContext};
 pub use defaults::{default_properties, value_limit, HEADROOM};
 pub use message::{Dest, Outgoing, ID_HEADER, REJECT_REASON_HEADER};
+use poller::Poller;
 use prompt::Prompt;
 pub use read_back::Reader;
 
@@ -57,7 +59,10 @@ pub struct Sink {
     /// Sends a quiet period's first line without lingering; stopped
     /// before the producer is dropped.
     prompt: Prompt,
-    producer: ThreadedProducer<DeliveryContext>,
+    /// Serves the producer's events (held for its drop, which stops it
+    /// before the producer is dropped).
+    _poller: Poller,
+    producer: Arc<BaseProducer<DeliveryContext>>,
     tracker: Arc<Tracker>,
     topic: String,
     reject_topic: String,
@@ -102,10 +107,11 @@ impl Sink {
             access,
             places: recovered.is_some(),
         };
-        let producer: ThreadedProducer<DeliveryContext> = config
+        let producer: BaseProducer<DeliveryContext> = config
             .create_with_context(context)
             .map_err(redact::config_error)
             .context("creating the Kafka producer")?;
+        let producer = Arc::new(producer);
         // SAFETY: the handle is dropped before the producer (field order).
         let main = unsafe { Topic::new(producer.client().native_ptr(), &topic)? };
         request_producer_id(&producer, &topic);
@@ -113,6 +119,7 @@ impl Sink {
         let sink = Sink {
             main,
             prompt: Prompt::start(&producer, defaults::linger(properties)),
+            _poller: Poller::start(producer.clone())?,
             producer,
             tracker,
             topic,

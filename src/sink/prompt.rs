@@ -16,14 +16,14 @@
 //! does not count: other lines came in between), and batches as before. (rdkafka's own `flush`
 //! calls librdkafka with a zero timeout in a loop, which drops the flag
 //! between calls; this thread serves no events: rdkafka's polling thread
-//! does, as ever.)
+//! does, as ever: see `poller.rs`.)
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rdkafka::bindings as rdsys;
-use rdkafka::producer::{Producer as _, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, Producer as _};
 
 use super::context::DeliveryContext;
 use crate::sync::lock;
@@ -46,7 +46,7 @@ pub struct Prompt {
 
 impl Prompt {
     /// Start it for `producer`, flushing for at most `linger`.
-    pub fn start(producer: &ThreadedProducer<DeliveryContext>, linger: Duration) -> Prompt {
+    pub fn start(producer: &Arc<BaseProducer<DeliveryContext>>, linger: Duration) -> Prompt {
         let signal: Arc<(Mutex<Signal>, Condvar)> = Arc::default();
         let producer = producer.clone();
         let shared = signal.clone();
