@@ -137,16 +137,15 @@ impl Sink {
     pub async fn send(&self, dest: Dest<'_>, msg: Outgoing<'_>) {
         let rejected = matches!(dest, Dest::Reject(_));
         // A line replayed from the spool has the id it was first sent with.
-        let mut owned_id = self.spooled_id(msg.mark);
-        if self.found(msg.id.or(owned_id.as_deref()), &msg, rejected) {
+        let replayed = self.spooled_id(msg.mark);
+        if self.found(msg.id.or(replayed.as_deref()), &msg, rejected) {
             return;
         }
         let Some((seq, spooled)) = self.begin(&msg, rejected).await else {
             return;
         };
-        if msg.id.is_none() && owned_id.is_none() {
-            owned_id = self.spooled_id(spooled);
-        }
+        // A line spooled just now is named by its new place.
+        let owned_id = replayed.or_else(|| self.spooled_id(spooled));
         let id = msg.id.or(owned_id.as_deref());
         let mut headers = None;
         let topic = match dest {
