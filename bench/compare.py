@@ -9,6 +9,8 @@ ROUNDS alternating rounds of:
   kcat      kcat -P from stdin, acks=all, idempotence, linger.ms=5
   raw       cdrship from stdin, raw lines
   json      cdrship from stdin, -f json --preset asterisk-cdr
+  kcat-json kcat -P shipping the JSON that `json` makes (rendered once by
+            cdrship before the rounds): what the JSON bytes alone cost
   file      cdrship --file on the lines already on disk, saving progress
   file-eo   the same with --exactly-once (read-back state saved with it)
   spool     cdrship from stdin with --spool-dir (a fresh spool each run)
@@ -131,6 +133,16 @@ def until_delivered(run, n):
     return wall, cpu, rss
 
 
+def render(work, data, json_args):
+    """The JSON cdrship makes of `data`, one object a line (its --echo on an
+    embedded mock broker), for kcat to ship as raw lines."""
+    path = os.path.join(work, "cdr.json")
+    with open(data, "rb") as src, open(path, "wb") as out:
+        subprocess.run([CDRSHIP, "-X", "test.mock.num.brokers=1", "-t", "bench", "-q", "--echo"]
+                       + json_args, stdin=src, stdout=out, check=True)
+    return path
+
+
 def split(path, connections):
     """The lines of `path` dealt round-robin into `connections` chunks."""
     lines = open(path, "rb").read().splitlines(keepends=True)
@@ -192,8 +204,8 @@ def main():
     # CDRSHIP_BENCH_ARGS: more cdrship arguments for every mode (trying settings).
     base = [CDRSHIP, "-b", brokers, "-t", "bench"] + os.environ.get("CDRSHIP_BENCH_ARGS", "").split()
 
-    def stdin_mode(args):
-        with open(data, "rb") as f:
+    def stdin_mode(args, path=data):
+        with open(path, "rb") as f:
             return Run(work, args, stdin=f).finish()
 
     def file_mode(*extra):
@@ -211,11 +223,14 @@ def main():
         threading.Thread(target=stream, args=((host, int(port)), chunks[connections])).start()
         return until_delivered(run, LINES)
 
+    kcat = ["kcat", "-P", "-b", brokers, "-t", "bench", "-X", "acks=all",
+            "-X", "enable.idempotence=true", "-X", "linger.ms=5"]
+    json_args = ["-f", "json", "--preset", "asterisk-cdr"]
     modes = [
-        ("kcat", lambda: stdin_mode(["kcat", "-P", "-b", brokers, "-t", "bench", "-X", "acks=all",
-                                     "-X", "enable.idempotence=true", "-X", "linger.ms=5"])),
+        ("kcat", lambda: stdin_mode(kcat)),
         ("raw", lambda: stdin_mode(base + ["-q"])),
-        ("json", lambda: stdin_mode(base + ["-q", "-f", "json", "--preset", "asterisk-cdr"])),
+        ("json", lambda: stdin_mode(base + ["-q"] + json_args)),
+        ("kcat-json", lambda: stdin_mode(kcat, rendered)),
         ("file", file_mode),
         ("file-eo", lambda: file_mode("--exactly-once")),
         ("spool", lambda: stdin_mode(base + ["-q", "--spool-dir", tempfile.mkdtemp(dir=work)])),
@@ -228,6 +243,8 @@ def main():
     if only:
         wanted = set(only.split(",")) | {"kcat"}
         modes = [(name, measure) for name, measure in modes if name in wanted]
+    if any(name == "kcat-json" for name, _ in modes):
+        rendered = render(work, data, json_args)
     results = {name: [] for name, _ in modes}
     for _ in range(ROUNDS):
         for name, measure in modes:
@@ -248,6 +265,11 @@ def main():
             rate = LINES / wall
             report.append(f"| {name} | {rate:,.0f} | {size / wall / 1e6:.1f} | {rate / kcat_rate:.2f} | "
                           f"{cpu / LINES * 1e6:.2f} | {rss / 1024:.0f} |")
+
+    if "json" in results and "kcat-json" in results:
+        mean = {name: LINES / (sum(r[0] for r in results[name]) / ROUNDS) for name in ("json", "kcat-json")}
+        report += ["", f"JSON: cdrship {mean['json']:,.0f} lines/s, kcat shipping the same JSON "
+                       f"{mean['kcat-json']:,.0f}: **{mean['json'] / mean['kcat-json']:.2f}x** (means of the rounds)."]
 
     if MEMLINES and broker is not None:
         big = os.path.join(work, "big.csv")
