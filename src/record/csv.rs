@@ -7,6 +7,8 @@
 //! once warmed up, and most fields are not even copied: they are ranges of
 //! the line.
 
+use super::swar;
+
 /// Reusable splitter; knows where the fields of the last line are.
 #[derive(Debug)]
 pub struct Splitter {
@@ -60,13 +62,14 @@ impl Clone for Splitter {
 impl Splitter {
     /// Split `line` (no newline) into fields, replacing the previous ones.
     pub fn split(&mut self, line: &[u8]) -> Result<usize, SplitError> {
-        // csv-core is lenient and would silently close an open quote at the
-        // end of input; an odd quote count is exactly that case.
-        if bytecount_quotes(line) % 2 == 1 {
-            return Err(SplitError::UnbalancedQuotes);
-        }
+        // A line the fast path splits has every quote paired.
         if self.split_simple(line) {
             return Ok(self.spans.len());
+        }
+        // csv-core is lenient and would silently close an open quote at the
+        // end of input; an odd quote count is exactly that case.
+        if memchr::memchr_iter(b'"', line).count() % 2 == 1 {
+            return Err(SplitError::UnbalancedQuotes);
         }
         Ok(self.split_quoted(line))
     }
@@ -131,7 +134,7 @@ impl Splitter {
                     None => return false,
                 }
             } else {
-                let end = memchr::memchr2(b',', b'"', &line[at..]).map_or(line.len(), |i| at + i);
+                let end = swar::find2(line, at, b',', b'"').unwrap_or(line.len());
                 self.spans.push(Span {
                     start: at,
                     end,
@@ -154,7 +157,7 @@ impl Splitter {
         let mut copied = None;
         let mut at = body;
         loop {
-            let quote = at + memchr::memchr(b'"', &line[at..])?;
+            let quote = swar::find(line, at, b'"')?;
             if line.get(quote + 1) == Some(&b'"') {
                 copied.get_or_insert(self.out.len());
                 // Up to and with the first quote of the pair.
@@ -229,10 +232,6 @@ impl Splitter {
         let from = if span.copied { &self.out[..] } else { line };
         &from[span.start..span.end]
     }
-}
-
-fn bytecount_quotes(line: &[u8]) -> usize {
-    memchr::memchr_iter(b'"', line).count()
 }
 
 #[cfg(test)]

@@ -15,10 +15,10 @@ use super::Reject;
 /// Writes JSON objects for one column layout.
 #[derive(Debug, Clone)]
 pub struct ObjectWriter {
-    columns: Columns,
-    time: TimeConv,
+    pub(super) columns: Columns,
+    pub(super) time: TimeConv,
     /// `"name":` for each column, JSON-escaped once.
-    prefixes: Vec<Vec<u8>>,
+    pub(super) prefixes: Vec<Vec<u8>>,
     /// `{"schema":...,"payload":` when the envelope is on.
     envelope: Option<Vec<u8>>,
 }
@@ -78,10 +78,7 @@ impl ObjectWriter {
         raw: Option<&[u8]>,
         out: &mut Vec<u8>,
     ) -> Result<(), Reject> {
-        out.clear();
-        if let Some(prefix) = &self.envelope {
-            out.extend_from_slice(prefix);
-        }
+        self.start(out);
         let mut first = true;
         // Fixed-width fields are blank when absent: left out.
         let fixed = self.columns.fixed.is_some();
@@ -107,6 +104,25 @@ impl ObjectWriter {
         if first {
             out.push(b'{');
         }
+        self.finish(meta, raw, out);
+        Ok(())
+    }
+
+    /// Empty `out` and open the envelope, if it is on.
+    pub(super) fn start(&self, out: &mut Vec<u8>) {
+        out.clear();
+        if let Some(prefix) = &self.envelope {
+            out.extend_from_slice(prefix);
+        }
+    }
+
+    /// After the columns: the metadata, `_raw`, and the closing braces.
+    pub(super) fn finish(
+        &self,
+        meta: Option<MetaFields<'_>>,
+        raw: Option<&[u8]>,
+        out: &mut Vec<u8>,
+    ) {
         if let Some(meta) = meta {
             field(out, "_host", |out| string(out, meta.host));
             field(out, "_source", |out| string(out, meta.source));
@@ -126,7 +142,6 @@ impl ObjectWriter {
         if self.envelope.is_some() {
             out.push(b'}');
         }
-        Ok(())
     }
 }
 

@@ -1,35 +1,15 @@
-//! JSON scalars written straight from field bytes: strings escaped with a
-//! word-at-a-time scan (most CDR fields need no escape at all), integers
+//! JSON scalars written straight from field bytes: strings escaped after
+//! a word-at-a-time scan (most CDR fields need no escape at all), integers
 //! copied when already in canonical form. Both run for every field of
 //! every line, so they avoid `fmt` and per-byte branches.
 
 use std::io::Write as _;
 
-const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-
-/// True if a byte of `word` is below `n` (n <= 128).
-fn has_less(word: u64, n: u8) -> bool {
-    word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS != 0
-}
-
-/// True if a byte of `word` equals `byte`.
-fn has_byte(word: u64, byte: u8) -> bool {
-    has_less(word ^ (ONES * u64::from(byte)), 1)
-}
-
-fn needs_escape(byte: u8) -> bool {
-    byte < 0x20 || byte == b'"' || byte == b'\\'
-}
-
-/// True if no byte of `text` needs a JSON escape.
-fn plain(text: &[u8]) -> bool {
-    let mut words = text.chunks_exact(8);
-    let clean = words.by_ref().all(|chunk| {
-        let word = u64::from_ne_bytes(chunk.try_into().expect("chunks of 8"));
-        !(has_less(word, 0x20) || has_byte(word, b'"') || has_byte(word, b'\\'))
-    });
-    clean && !words.remainder().iter().any(|&b| needs_escape(b))
+/// `text`, known to need no escape, as a JSON string.
+pub fn plain_string(out: &mut Vec<u8>, text: &[u8]) {
+    out.push(b'"');
+    out.extend_from_slice(text);
+    out.push(b'"');
 }
 
 /// `text` as a JSON string. It must be UTF-8: then only `"`, `\\` and
@@ -37,7 +17,7 @@ fn plain(text: &[u8]) -> bool {
 /// included) is copied as it is, without validating each field again.
 pub fn string(out: &mut Vec<u8>, text: &[u8]) {
     out.push(b'"');
-    if plain(text) {
+    if super::swar::json_plain(text) {
         out.extend_from_slice(text);
         out.push(b'"');
         return;
@@ -107,18 +87,6 @@ mod tests {
                 serde_json::to_string(text).unwrap(),
                 "{text:?}"
             );
-        }
-    }
-
-    /// Every byte value in every position of a word is classified right.
-    #[test]
-    fn word_scan_agrees_with_the_byte_rule() {
-        for byte in 0..=255u8 {
-            for at in 0..8 {
-                let mut text = *b"abcdefgh";
-                text[at] = byte;
-                assert_eq!(plain(&text), !needs_escape(byte), "{byte:#x} at {at}");
-            }
         }
     }
 

@@ -11,9 +11,11 @@ mod cm_formats;
 mod columns;
 mod csv;
 mod json;
+mod json_line;
 mod json_text;
 mod presets;
 mod reject;
+mod swar;
 mod time;
 
 use anyhow::{bail, Result};
@@ -260,7 +262,24 @@ impl Mapper {
             }));
         };
         let (text, lossy) = charset.decode_without_bom_handling(line);
+        let meta = meta_host.as_deref().map(|host| MetaFields {
+            host,
+            source: origin.source,
+            offset: origin.offset,
+            line: origin.line,
+        });
         let columns = writer.columns();
+        if columns.fixed.is_none() && !lossy {
+            let text = text.as_bytes();
+            if let Some(key) = writer.write_line(text, self.key, meta, &mut self.out) {
+                return Ok(Some(Mapped {
+                    value: &self.out,
+                    key: keep_key(&mut self.key_bytes, key.map(|k| &text[k])),
+                    lossy: false,
+                    longer: false,
+                }));
+            }
+        }
         let (found, emitted, longer) = match &columns.fixed {
             None => {
                 let found = self.splitter.split(text.as_bytes())?;
@@ -287,27 +306,26 @@ impl Mapper {
         // CSV unquoting removes only ASCII bytes from decoded text, and
         // fixed-width fields were checked above: every field is UTF-8.
         let fields = (0..emitted).map(|i| splitter.field(text, i));
-        let meta = meta_host.as_deref().map(|host| MetaFields {
-            host,
-            source: origin.source,
-            offset: origin.offset,
-            line: origin.line,
-        });
         writer.write(fields, meta, lossy.then_some(line), &mut self.out)?;
-        // The key outlives the decoded text: it gets its own buffer.
-        self.key_bytes.clear();
         let key = self
             .key
             .filter(|&k| k < emitted)
             .map(|k| splitter.field(text, k));
-        self.key_bytes.extend_from_slice(key.unwrap_or_default());
         Ok(Some(Mapped {
             value: &self.out,
-            key: Some(&self.key_bytes[..]).filter(|k| !k.is_empty()),
+            key: keep_key(&mut self.key_bytes, key),
             lossy,
             longer,
         }))
     }
+}
+
+/// The key, copied into `buffer`: it outlives the decoded text. An empty
+/// key is none.
+fn keep_key<'b>(buffer: &'b mut Vec<u8>, key: Option<&[u8]>) -> Option<&'b [u8]> {
+    buffer.clear();
+    buffer.extend_from_slice(key.unwrap_or_default());
+    Some(&buffer[..]).filter(|k| !k.is_empty())
 }
 
 #[cfg(test)]
