@@ -10,18 +10,19 @@
 use std::ffi::{c_void, CString};
 use std::ops::Range;
 use std::ptr::{self, NonNull};
+use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 use rdkafka::bindings as rdsys;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::types::RDKafkaRespErr;
 
+use super::spread::{Spread, UNASSIGNED};
+
 /// Lines in a batch before it is produced.
 const MAX_LINES: usize = 512;
 /// Payload bytes in a batch before it is produced.
 const MAX_BYTES: usize = 64 * 1024;
-/// librdkafka's `RD_KAFKA_PARTITION_UA`: let the partitioner choose.
-const UNASSIGNED: i32 = -1;
 
 /// Lines waiting for one `produce_batch` call. Values and keys are copied
 /// back to back into one buffer: the callers reuse theirs for the next line.
@@ -122,6 +123,9 @@ impl Batch {
 /// A librdkafka topic handle of one producer, which `produce_batch` needs.
 pub struct Topic {
     handle: NonNull<rdsys::rd_kafka_topic_t>,
+    /// Partitions for keyless batches; `None` when the user's
+    /// `partitioner` decides.
+    spread: Option<Arc<Spread>>,
 }
 
 // SAFETY: librdkafka topic handles are reference counted and every
@@ -134,12 +138,16 @@ impl Topic {
     ///
     /// # Safety
     /// `client` must be a live producer handle that outlives this value.
-    pub unsafe fn new(client: *mut rdsys::rd_kafka_t, name: &str) -> Result<Self> {
+    pub unsafe fn new(
+        client: *mut rdsys::rd_kafka_t,
+        name: &str,
+        spread: Option<Arc<Spread>>,
+    ) -> Result<Self> {
         let c_name = CString::new(name).map_err(|_| anyhow!("topic {name:?} contains NUL"))?;
         // SAFETY: the caller guarantees `client`; the name is copied.
         let handle = unsafe { rdsys::rd_kafka_topic_new(client, c_name.as_ptr(), ptr::null_mut()) };
         NonNull::new(handle)
-            .map(|handle| Topic { handle })
+            .map(|handle| Topic { handle, spread })
             .ok_or_else(|| anyhow!("librdkafka refused the topic name {name:?}"))
     }
 
@@ -171,13 +179,18 @@ impl Topic {
             })
             .collect();
         let count = i32::try_from(messages.len()).expect("a batch holds at most MAX_LINES");
+        let keyless = || batch.entries[from..].iter().all(|e| e.key.is_none());
+        let partition = match &self.spread {
+            Some(spread) if keyless() => spread.partition(),
+            _ => UNASSIGNED,
+        };
         // SAFETY: the handle is live (see `new`); every pointer points into
         // `batch`, which outlives the call; F_COPY makes librdkafka copy the
         // bytes, so nothing is referenced after it returns.
         unsafe {
             rdsys::rd_kafka_produce_batch(
                 self.handle.as_ptr(),
-                UNASSIGNED,
+                partition,
                 rdsys::RD_KAFKA_MSG_F_COPY,
                 messages.as_mut_ptr(),
                 count,
@@ -185,6 +198,18 @@ impl Topic {
         }
         for (i, message) in messages.iter().enumerate() {
             match message.err {
+                // Fewer partitions than the metadata said (the topic was
+                // made anew): librdkafka refused the whole batch; the
+                // partitioner places it.
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION
+                    if i == 0 && partition != UNASSIGNED =>
+                {
+                    self.spread
+                        .as_ref()
+                        .expect("a partition was chosen")
+                        .learn(0);
+                    return self.produce(batch, from, refused);
+                }
                 RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR => {}
                 RDKafkaRespErr::RD_KAFKA_RESP_ERR__QUEUE_FULL => return Some(from + i),
                 err => refused(batch.entries[from + i].ticket, err.into()),

@@ -5,7 +5,6 @@
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
@@ -14,7 +13,7 @@ use rdkafka::error::RDKafkaErrorCode::{
     UnknownTopic, UnknownTopicOrPartition,
 };
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
@@ -141,37 +140,5 @@ impl ProducerContext for DeliveryContext {
                 })
             }
         }
-    }
-}
-
-/// Get the idempotent producer its id now instead of in 0.5-1 s.
-///
-/// librdkafka (2.10 and later) asks for a producer id when a metadata
-/// response arrives, but only if a broker is up then. The first response
-/// comes over the bootstrap connection, which it drops right after in
-/// favour of the brokers it names, so it finds none up and retries on a
-/// 500 ms timer: every start (each inetd connection, too) waited for it.
-/// A second metadata request is answered by a real broker, which is then
-/// up. It runs on its own thread and is only a nudge: on failure the timer
-/// still does the job.
-pub fn request_producer_id(producer: &Arc<BaseProducer<DeliveryContext>>, topic: &str) {
-    let producer = producer.clone();
-    let topic = topic.to_owned();
-    let nudge = move || {
-        for _ in 0..2 {
-            if let Err(e) = producer
-                .client()
-                .fetch_metadata(Some(&topic), Duration::from_secs(10))
-            {
-                debug!("kafka: metadata for {topic}: {e}");
-                return;
-            }
-        }
-    };
-    if let Err(e) = std::thread::Builder::new()
-        .name("kafka-warm-up".into())
-        .spawn(nudge)
-    {
-        debug!("kafka: no warm-up thread: {e}");
     }
 }

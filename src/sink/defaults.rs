@@ -48,6 +48,25 @@ pub fn value_limit(properties: &[(String, String)]) -> Result<(usize, usize)> {
     Ok((usize::saturating_sub(limit, HEADROOM), limit))
 }
 
+/// Whether keyless batches may be given their partition by cdrship
+/// (`spread.rs`): not when the user set a `partitioner` of their own.
+pub fn spreads_batches(properties: &[(String, String)]) -> bool {
+    properties.iter().all(|(k, _)| k != "partitioner")
+}
+
+/// How often librdkafka refreshes metadata (`topic.metadata.refresh.interval.ms`,
+/// default 5 minutes; a negative value, which turns it off, is taken as
+/// the default).
+pub fn metadata_refresh(properties: &[(String, String)]) -> Duration {
+    properties
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "topic.metadata.refresh.interval.ms")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+        .map_or(Duration::from_secs(300), Duration::from_millis)
+}
+
 /// How long librdkafka holds a lone message (`linger.ms`, alias
 /// `queue.buffering.max.ms`; the last one set wins).
 pub fn linger(properties: &[(String, String)]) -> Duration {

@@ -31,6 +31,7 @@ mod batch;
 mod context;
 mod defaults;
 mod message;
+mod metadata;
 mod poller;
 mod probe;
 mod prompt;
@@ -38,6 +39,7 @@ mod read_back;
 mod redact;
 mod refused;
 mod spooled;
+mod spread;
 
 use refused::Refused;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -45,9 +47,10 @@ use tokio::sync::mpsc::UnboundedReceiver;
 pub use access::Access;
 pub use batch::Batch;
 use batch::Topic;
-use context::{request_producer_id, DeliveryContext};
+use context::DeliveryContext;
 pub use defaults::{default_properties, value_limit, HEADROOM};
 pub use message::{Dest, Outgoing, ID_HEADER, REJECT_REASON_HEADER};
+use metadata::warm_up;
 use poller::Poller;
 use prompt::Prompt;
 pub use read_back::Reader;
@@ -113,8 +116,15 @@ impl Sink {
             .context("creating the Kafka producer")?;
         let producer = Arc::new(producer);
         // SAFETY: the handle is dropped before the producer (field order).
-        let main = unsafe { Topic::new(producer.client().native_ptr(), &topic)? };
-        request_producer_id(&producer, &topic);
+        // A `partitioner` the user picked places every line.
+        let spread = defaults::spreads_batches(properties).then(Arc::default);
+        let main = unsafe { Topic::new(producer.client().native_ptr(), &topic, spread.clone())? };
+        warm_up(
+            &producer,
+            &topic,
+            spread,
+            defaults::metadata_refresh(properties),
+        );
         let spool_ids = recovered.is_some() && tracker.spools();
         let sink = Sink {
             main,
