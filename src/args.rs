@@ -123,8 +123,9 @@ pub struct Cli {
 
     /// Column preset for --format json: asterisk-cdr, asterisk-cel,
     /// avaya-ipo-smdr, avaya-cm (a customized example), avaya-cm-unformatted,
-    /// avaya-cm-teleseer, avaya-cm-lsu, avaya-cm-lsu-expand, avaya-cm-printer,
-    /// avaya-cm-expanded (README: Presets).
+    /// avaya-cm-teleseer, avaya-cm-teleseer-isdn, avaya-cm-lsu,
+    /// avaya-cm-lsu-expand, avaya-cm-printer, avaya-cm-expanded (README:
+    /// Presets).
     #[arg(long, env = "CDRSHIP_PRESET", conflicts_with = "columns")]
     pub preset: Option<String>,
 

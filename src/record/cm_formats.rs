@@ -37,6 +37,18 @@ pub const FORMATS: &[(&str, &str)] = &[
          calling-num 5, acct-code 15, frl 1, ixc 1, in-crt-id 3, out-crt-id 3, feat-flag 1, \
          auth-code 7, space 7, return 1, line-feed 1, null 3",
     ),
+    // Table 28 "CDR Data Format - ISDN TELESEER" (R8.2 Issue 1, p.1231):
+    // what `teleseer` sends with "Use ISDN Layouts? y". The IXC code
+    // takes the access code dialed's place, and INS is split: its units
+    // before the FRL, its hundreds and tens after the authorization code.
+    // 76 bytes, then a line feed without a carriage return (as printed),
+    // and 3 NULs.
+    (
+        "avaya-cm-teleseer-isdn",
+        "space 3, time 4, duration 4, cond-code 1, ixc 3, code-used 3, dialed-num 15, \
+         calling-num 5, acct-code 15, ins-units 1, frl 1, in-crt-id 3, out-crt-id 3, feat-flag 1, \
+         auth-code 7, ins-hundreds-tens 2, space 5, line-feed 1, null 3",
+    ),
     // Table 35 "CDR Data Format - LSU" (R8.2 Issue 1, p.1239, positions
     // 1-48) and MultiVantage Table 41 (p.1573, 46-59; the overlap agrees).
     // No time of day. A long account code overwrites the positions after
@@ -135,6 +147,49 @@ mod tests {
             assert_eq!(v[key], want, "{key}: {v}");
         }
         assert!(v.get("ixc").is_none(), "blank means absent: {v}");
+    }
+
+    /// Table 28: as Table 27, but the IXC code where the access code
+    /// dialed was, and INS split around the authorization code.
+    #[test]
+    fn teleseer_isdn() {
+        let fields = [
+            (3, "0915"),
+            (7, "0021"),
+            (11, "9"),
+            (12, "123"),
+            (15, "901"),
+            (18, "  4955551234567"),
+            (33, "12345"),
+            (38, "987654321012345"),
+            (53, "7"),
+            (54, "2"),
+            (55, "012"),
+            (58, "345"),
+            (61, "0"),
+            (62, "7654321"),
+            (69, "45"),
+        ];
+        let v = map("avaya-cm-teleseer-isdn", &record(76, &fields)).unwrap();
+        for (key, want) in [
+            ("time", "0915"),
+            ("cond_code", "9"),
+            ("ixc", "123"),
+            ("code_used", "901"),
+            ("dialed_num", "4955551234567"),
+            ("calling_num", "12345"),
+            ("acct_code", "987654321012345"),
+            ("ins_units", "7"),
+            ("frl", "2"),
+            ("in_crt_id", "012"),
+            ("out_crt_id", "345"),
+            ("feat_flag", "0"),
+            ("auth_code", "7654321"),
+            ("ins_hundreds_tens", "45"),
+        ] {
+            assert_eq!(v[key], want, "{key}: {v}");
+        }
+        assert!(v.get("code_dial").is_none(), "no access code dialed: {v}");
     }
 
     /// Table 40: no blanks between fields at all.
