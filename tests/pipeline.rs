@@ -356,3 +356,38 @@ fn a_broker_outage_is_said_once_and_so_is_its_end() {
     );
     assert_eq!(said("delivering again"), 1, "{log}");
 }
+
+/// Keyless lines go out in batches, each batch to one partition, the
+/// partitions in turn: every partition gets lines, in order within it. A
+/// `partitioner` of the user's own places them instead (`consistent`
+/// hashes the absent key to one partition).
+#[test]
+fn keyless_batches_take_the_partitions_in_turn_unless_a_partitioner_is_set() {
+    let broker = Broker::start();
+    let lines = 20_000;
+    for (partitioner, partitions_used) in [(None, 4), (Some("partitioner=consistent"), 1)] {
+        let topic = broker.topic("spread", 4);
+        let mut args = vec!["-t", &topic, "-v"];
+        if let Some(partitioner) = partitioner {
+            args.extend(["-X", partitioner]);
+        }
+        let mut run = cdrship(&broker, &args);
+        // The partition count is known: batches from here on are placed.
+        run.wait_for_log("has 4 partitions;");
+        run.feed_all(numbered("line", 0..lines).as_bytes());
+        let reader = broker.reader(&topic);
+        let got = reader.read(lines);
+        assert_eq!(reader.stored(), lines as i64, "no line twice");
+        let mut by_partition = std::collections::BTreeMap::<i32, Vec<usize>>::new();
+        for msg in &got {
+            let n = msg.text()["line ".len()..].parse().unwrap();
+            by_partition.entry(msg.partition).or_default().push(n);
+        }
+        assert_eq!(by_partition.len(), partitions_used, "{partitioner:?}");
+        for numbers in by_partition.values() {
+            assert!(numbers.windows(2).all(|w| w[0] < w[1]), "out of order");
+        }
+        let total: usize = by_partition.values().map(Vec::len).sum();
+        assert_eq!(total, lines);
+    }
+}

@@ -35,15 +35,25 @@ pub fn warm_up(
 ) {
     let producer = Arc::downgrade(producer);
     let topic = topic.to_owned();
-    let ask = move || producer.upgrade().map(|p| partitions(&p, &topic));
+    let name = topic.clone();
+    let ask = move || producer.upgrade().map(|p| partitions(&p, &name));
     let run = move || {
         let mut found = ask().flatten();
         if found.is_some() {
             found = ask().flatten();
         }
-        let Some(spread) = spread else { return };
+        let placed = match spread {
+            Some(_) => "keyless batches take them in turn",
+            None => "the user's partitioner places every line",
+        };
+        let mut said = None;
         loop {
             let known = found.filter(|&n| n > 0);
+            if let Some(count) = known.filter(|_| known != said) {
+                debug!("kafka: {topic} has {count} partitions; {placed}");
+                said = known;
+            }
+            let Some(spread) = &spread else { return };
             spread.learn(known.unwrap_or(0));
             std::thread::park_timeout(if known.is_some() {
                 refresh
