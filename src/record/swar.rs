@@ -44,9 +44,19 @@ pub fn find(bytes: &[u8], from: usize, a: u8) -> Option<usize> {
     find2(bytes, from, a, a)
 }
 
+/// Flags the bytes of `word` a JSON string must escape: `"`, `\`, control.
+fn escapes(word: u64) -> u64 {
+    below(word, 0x20) | equal(word, b'\\') | equal(word, b'"')
+}
+
+/// Whether a JSON string must escape `byte`.
+fn needs_escape(byte: u8) -> bool {
+    matches!(byte, b'"' | b'\\' | 0..=0x1f)
+}
+
 /// Whether `byte` ends a run [`find_special`] skips.
-pub fn special(byte: u8) -> bool {
-    matches!(byte, b',' | b'"' | b'\\' | 0..=0x1f)
+fn special(byte: u8) -> bool {
+    byte == b',' || needs_escape(byte)
 }
 
 /// The first index at or after `from` whose byte is a CSV delimiter (`,`
@@ -64,7 +74,7 @@ pub fn find_special(bytes: &[u8], from: usize) -> usize {
     let mut at = from;
     while at + 8 <= bytes.len() {
         let w = word(bytes, at);
-        let found = equal(w, b',') | equal(w, b'"') | equal(w, b'\\') | below(w, 0x20);
+        let found = escapes(w) | equal(w, b',');
         if found != 0 {
             return at + found.trailing_zeros() as usize / 8;
         }
@@ -115,13 +125,9 @@ pub fn json_plain(text: &[u8]) -> bool {
     let mut words = text.chunks_exact(8);
     let clean = words.by_ref().all(|chunk| {
         let w = u64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
-        below(w, 0x20) | equal(w, b'\\') | equal(w, b'"') == 0
+        escapes(w) == 0
     });
-    clean
-        && !words
-            .remainder()
-            .iter()
-            .any(|&b| b < 0x20 || b == b'\\' || b == b'"')
+    clean && !words.remainder().iter().copied().any(needs_escape)
 }
 
 #[cfg(test)]

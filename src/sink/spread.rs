@@ -10,7 +10,7 @@
 //! turn spread the lines as evenly as the sticky partitioner does.
 //!
 //! The partition count comes from metadata, refreshed on the warm-up
-//! thread (`context.rs`); until it is known, or when the user picked a
+//! thread (`metadata.rs`); until it is known, or when the user picked a
 //! `partitioner` of their own, batches are left to librdkafka's.
 
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
