@@ -125,18 +125,33 @@ impl Router {
 
     /// Send one frame; `position` is where it sits in a followed file.
     pub async fn route(&mut self, frame: Frame<'_>, position: Option<Position<'_>>) {
-        self.send(frame, position.map(|p| p.mark), position.map(|p| p.file))
-            .await;
+        let (mark, file) = (position.map(|p| p.mark), position.map(|p| p.file));
+        self.send(frame, mark, file, false).await;
+    }
+
+    /// Send the head of a line whose stream was cut before its newline (a
+    /// signal, an idle timeout, a read error) to the reject topic: the
+    /// rest never arrives, so it is no record, and only the reject topic
+    /// can keep the bytes that were read.
+    pub async fn route_cut(&mut self, frame: Frame<'_>) {
+        self.send(frame, None, None, true).await;
     }
 
     /// Send a frame read back from the spool; `mark` is its place there.
     pub async fn replay(&mut self, frame: Frame<'_>, mark: Mark) {
-        self.send(frame, Some(mark), None).await;
+        self.send(frame, Some(mark), None, false).await;
     }
 
-    /// Map and send `frame`; `mark` is its position (file or spool),
-    /// `file` the followed file it sits in.
-    async fn send(&mut self, frame: Frame<'_>, mark: Option<Mark>, file: Option<&FileId>) {
+    /// Map and send `frame`, or reject it unmapped when it is `cut`;
+    /// `mark` is its position (file or spool), `file` the followed file it
+    /// sits in.
+    async fn send(
+        &mut self,
+        frame: Frame<'_>,
+        mark: Option<Mark>,
+        file: Option<&FileId>,
+        cut: bool,
+    ) {
         if let Frame::Line { bytes, .. } = frame {
             if self.mapper.is_padding(bytes) {
                 return;
@@ -188,6 +203,13 @@ impl Router {
         // the lines after it as this run does.
         let header = self.mapper.expects_header() && mark.is_none();
         let (line, reject) = match frame {
+            Frame::Line { bytes, .. } if cut => {
+                let reject = Reject::Unfinished { len: bytes.len() };
+                if header {
+                    self.mapper.reject_header(&reject);
+                }
+                (bytes, reject)
+            }
             Frame::Line { bytes, .. } => match self.mapper.map(bytes, origin) {
                 // The --header line names the columns; it is no record.
                 Ok(None) => {

@@ -187,6 +187,16 @@ fn socket_activation_accept_yes_reads_each_connection_on_stdin_until_idle() {
     // A PBX that connects and never sends is let go after --idle-timeout.
     let _silent = TcpStream::connect(addr).unwrap();
     run.wait_for_log("stdin: closed after --idle-timeout without data");
+    // One that goes silent mid-line, connection open: its head is no record.
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    stalled.write_all(b"stalled mid-").unwrap();
+    let rejects = broker.reader(&format!("{topic}.rejects")).read(1);
+    assert_eq!(rejects[0].text(), "stalled mid-");
+    assert_eq!(
+        rejects[0].header("cdrship.reject.reason").unwrap(),
+        "unfinished: the stream was cut 12 bytes into this line, before its newline"
+    );
+    assert_eq!(broker.reader(&topic).stored(), 2);
 }
 
 #[test]

@@ -43,6 +43,11 @@ pub enum Reject {
     NotDateTime(String),
     /// Avaya CM's date record (at connect and midnight), not a call.
     DateRecord,
+    /// The head of a line whose stream was cut before its newline.
+    Unfinished {
+        /// The bytes read of it.
+        len: usize,
+    },
 }
 
 impl fmt::Display for Reject {
@@ -78,6 +83,10 @@ impl fmt::Display for Reject {
             Reject::DateRecord => write!(
                 f,
                 "an Avaya CM date record (sent when the link connects and at midnight), not a call"
+            ),
+            Reject::Unfinished { len } => write!(
+                f,
+                "unfinished: the stream was cut {len} bytes into this line, before its newline"
             ),
         }
     }

@@ -18,8 +18,10 @@ pub enum End {
 }
 
 /// Ship every line of `reader` until EOF, a read error, `stop` or `idle`
-/// without a byte. The bytes after the last newline are shipped as a final
-/// line in every case: they exist nowhere else once the stream is gone.
+/// without a byte. The bytes after the last newline exist nowhere else
+/// once the stream is gone: at EOF they are its last line; when the stream
+/// is cut (`stop`, `idle`, a read error) the rest of that line was still
+/// to come, so they go to the reject topic as an unfinished line.
 pub async fn ship<R: AsyncRead + Unpin>(
     mut reader: R,
     router: &mut Router,
@@ -28,6 +30,7 @@ pub async fn ship<R: AsyncRead + Unpin>(
     idle: Option<Duration>,
 ) -> std::io::Result<End> {
     let mut framer = Framer::new(max_line, 0, 0);
+    let mut eof = false;
     let result = loop {
         let silence = async {
             match idle {
@@ -42,7 +45,10 @@ pub async fn ship<R: AsyncRead + Unpin>(
             () = silence => break Ok(End::Idle),
         };
         match read {
-            Ok(0) => break Ok(End::Closed),
+            Ok(0) => {
+                eof = true;
+                break Ok(End::Closed);
+            }
             Ok(n) => framer.filled(n),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => break Err(e),
@@ -52,8 +58,10 @@ pub async fn ship<R: AsyncRead + Unpin>(
         }
         router.flush().await;
     };
-    if let Some(frame) = framer.finish() {
-        router.route(frame, None).await;
+    match framer.finish() {
+        Some(frame) if eof => router.route(frame, None).await,
+        Some(frame) => router.route_cut(frame).await,
+        None => {}
     }
     router.close().await;
     result
