@@ -26,6 +26,7 @@ mod sink;
 mod source;
 mod spool;
 mod sync;
+mod watch;
 
 use std::process::ExitCode;
 

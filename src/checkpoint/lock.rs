@@ -5,13 +5,18 @@
 //! flock cannot be taken away, but the lock *file* can be deleted or
 //! replaced, and then a second process takes a lock of its own on the new
 //! file. [`Lock::check`] finds that out; the committer runs it with every
-//! save and every second, and a process that lost its lock stops writing.
+//! save and whenever the lock's directory changes ([`Lock::watch`]; every
+//! second where it cannot be watched), and a process that lost its lock
+//! stops writing.
 
 use std::fs::{self, File};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
+use notify::RecommendedWatcher;
+use tokio::sync::Notify;
 
 /// A lock file held while this lives.
 #[derive(Debug)]
@@ -46,6 +51,27 @@ impl Lock {
             Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => Ok(()),
             _ => Err(lost()),
         }
+    }
+}
+
+impl Lock {
+    /// Notify `changed` when the lock file may have been deleted or
+    /// replaced (an event naming it, its directory, or none), so a lost
+    /// lock is found without checking on a timer. `None` when the
+    /// directory cannot be watched: then the caller checks on a timer.
+    pub fn watch(&self, changed: Arc<Notify>) -> Option<RecommendedWatcher> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let (path, own_dir) = (self.path.clone(), dir.to_owned());
+        let concerns_it = move |event: &notify::Event| {
+            event.paths.is_empty() || event.paths.iter().any(|p| *p == path || *p == own_dir)
+        };
+        crate::watch::watch_directory(dir, move |event| {
+            if concerns_it(event) {
+                changed.notify_one();
+            }
+        })
+        .inspect_err(|e| debug!("{}: no change events ({e})", dir.display()))
+        .ok()
     }
 }
 
@@ -87,5 +113,20 @@ mod tests {
         let other = lock(&path, || "in use".into()).unwrap();
         assert!(other.check().is_ok());
         assert!(held.check().is_err(), "replaced by another process's lock");
+    }
+
+    #[tokio::test]
+    async fn a_lock_file_renamed_over_wakes_its_watcher() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let held = lock(&path, || "in use".into()).unwrap();
+        let changed = Arc::new(Notify::new());
+        let _watcher = held.watch(changed.clone()).expect("inotify on a temp dir");
+        let other = dir.path().join("new");
+        fs::write(&other, "").unwrap();
+        fs::rename(&other, &path).unwrap();
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(30), changed.notified());
+        woken.await.expect("the rename names the lock file");
+        assert!(held.check().is_err());
     }
 }

@@ -191,6 +191,11 @@ impl Progress {
         self.lock.check()
     }
 
+    /// The state's lock, to watch.
+    pub fn lock(&self) -> &Lock {
+        &self.lock
+    }
+
     /// The followed path.
     pub fn followed(&self) -> &Path {
         &self.followed

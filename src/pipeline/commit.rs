@@ -7,13 +7,15 @@
 //! delays the checkpoint, never the reading. A failing save while running
 //! is logged, not fatal: the worst outcome is re-sending lines after a
 //! restart; the last save at shutdown decides the outcome. A lost lock
-//! (checked with each save and every second) is fatal: another process
-//! may own the position now, so the run stops and saves nothing more.
+//! (checked with each save and on every change in its directory) is
+//! fatal: another process may own the position now, so the run stops and
+//! saves nothing more.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::Tracker;
@@ -51,8 +53,8 @@ pub struct Committer {
     tracker: Arc<Tracker>,
 }
 
-/// How often spooled records are flushed to the disk (power-loss safety)
-/// and the lock is checked.
+/// How often spooled records are flushed to the disk (power-loss safety),
+/// and the lock is checked where its directory cannot be watched.
 const TICK: Duration = Duration::from_secs(1);
 
 impl Committer {
@@ -61,17 +63,25 @@ impl Committer {
         Committer { kept, tracker }
     }
 
-    /// Commit as the watermark moves (and sync the spool every second)
-    /// until `stop`; a commit under way is finished first.
+    /// Commit as the watermark moves, check the lock when its directory
+    /// changes, and sync the spool every second, until `stop`; a commit
+    /// under way is finished first. An idle follower wakes for none of it.
     pub async fn run(self, stop: CancellationToken) {
-        if matches!(self.kept, Kept::Nothing) {
-            return;
-        }
+        let lock = match &self.kept {
+            Kept::Nothing => return,
+            Kept::File(progress) => progress.lock(),
+            Kept::Spool(spool) => spool.lock(),
+        };
+        let changed = Arc::new(Notify::new());
+        let watcher = lock.watch(changed.clone());
+        // Without events the lock is checked on the tick too.
+        let ticks = watcher.is_none() || matches!(self.kept, Kept::Spool(_));
         let mut ticker = tokio::time::interval(TICK);
         loop {
             let done = tokio::select! {
                 () = self.tracker.wait_advanced() => self.off_thread(Self::commit).await,
-                _ = ticker.tick() => self.off_thread(Self::tick).await,
+                () = changed.notified() => self.off_thread(Self::check_lock).await,
+                _ = ticker.tick(), if ticks => self.off_thread(Self::tick).await,
                 () = stop.cancelled() => return,
             };
             match done {
@@ -86,13 +96,19 @@ impl Committer {
 
     /// Every second: the lock is still held; the spool is on the disk.
     fn tick(&self) -> Result<()> {
+        self.check_lock()?;
+        match &self.kept {
+            Kept::Spool(spool) => spool.sync().context("spool: flushing to disk failed"),
+            _ => Ok(()),
+        }
+    }
+
+    /// The lock is still held.
+    fn check_lock(&self) -> Result<()> {
         match &self.kept {
             Kept::Nothing => Ok(()),
             Kept::File(progress) => Ok(progress.check_lock()?),
-            Kept::Spool(spool) => {
-                spool.check_lock()?;
-                spool.sync().context("spool: flushing to disk failed")
-            }
+            Kept::Spool(spool) => Ok(spool.check_lock()?),
         }
     }
 

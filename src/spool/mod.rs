@@ -243,6 +243,11 @@ impl Spool {
         self.lock.check()
     }
 
+    /// The spool's lock, to watch.
+    pub fn lock(&self) -> &Lock {
+        &self.lock
+    }
+
     /// Record that every line up to `mark` is delivered: save it (with
     /// what `settled` says, under `--exactly-once`), delete the segments
     /// before it.

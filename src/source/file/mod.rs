@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -292,17 +291,7 @@ async fn finish_from_copy(
 /// arrive there. Without a watcher, polling alone still works.
 fn watch_directory(path: &Path, wake: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
     let dir = directory_of(path);
-    let watch = || -> notify::Result<notify::RecommendedWatcher> {
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok() {
-                    wake.notify_one();
-                }
-            })?;
-        watcher.watch(&dir, RecursiveMode::NonRecursive)?;
-        Ok(watcher)
-    };
-    match watch() {
+    match crate::watch::watch_directory(&dir, move |_| wake.notify_one()) {
         Ok(watcher) => Some(watcher),
         Err(e) => {
             warn!("{}: no change events ({e}); polling only", dir.display());
