@@ -98,7 +98,11 @@ fn run(config: cli::Config) -> Result<outcome::Outcome> {
             signal(SignalKind::interrupt()),
         );
         tokio::spawn(on_signals(signals, stop.clone()));
-        pipeline::run(config, stop).await
+        // On a worker, not this thread: a timer then wakes the worker that
+        // runs the task, and an idle follower's re-check costs one wake-up.
+        tokio::spawn(pipeline::run(config, stop))
+            .await
+            .context("the pipeline task")?
     });
     // A blocked stdin read must not keep the process alive.
     runtime.shutdown_background();

@@ -14,6 +14,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use anyhow::{Context as _, Result};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -53,8 +55,9 @@ pub struct Committer {
     tracker: Arc<Tracker>,
 }
 
-/// How often spooled records are flushed to the disk (power-loss safety),
-/// and the lock is checked where its directory cannot be watched.
+/// How soon spooled records are flushed to the disk after they are written
+/// (power-loss safety), and how often the lock is checked where its
+/// directory cannot be watched.
 const TICK: Duration = Duration::from_secs(1);
 
 impl Committer {
@@ -64,8 +67,9 @@ impl Committer {
     }
 
     /// Commit as the watermark moves, check the lock when its directory
-    /// changes, and sync the spool every second, until `stop`; a commit
-    /// under way is finished first. An idle follower wakes for none of it.
+    /// changes, and sync the spool within a second of a write, until
+    /// `stop`; a commit under way is finished first. An idle follower or
+    /// spool wakes for none of it.
     pub async fn run(self, stop: CancellationToken) {
         let lock = match &self.kept {
             Kept::Nothing => return,
@@ -73,34 +77,62 @@ impl Committer {
             Kept::Spool(spool) => spool.lock(),
         };
         let changed = Arc::new(Notify::new());
-        let watcher = lock.watch(changed.clone());
-        // Without events the lock is checked on the tick too.
-        let ticks = watcher.is_none() || matches!(self.kept, Kept::Spool(_));
+        // Without events the lock is checked every second.
+        let watched = lock.watch(changed.clone());
         let mut ticker = tokio::time::interval(TICK);
+        let mut sync_at = None;
         loop {
+            let sync_due = async {
+                match sync_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             let done = tokio::select! {
                 () = self.tracker.wait_advanced() => self.off_thread(Self::commit).await,
                 () = changed.notified() => self.off_thread(Self::check_lock).await,
-                _ = ticker.tick(), if ticks => self.off_thread(Self::tick).await,
+                () = self.written(), if sync_at.is_none() => {
+                    sync_at = Some(Instant::now() + TICK);
+                    continue;
+                }
+                () = sync_due => {
+                    sync_at = None;
+                    self.off_thread(Self::sync_spool).await
+                }
+                _ = ticker.tick(), if watched.is_none() => self.off_thread(Self::check_lock).await,
                 () = stop.cancelled() => return,
             };
             match done {
                 Err(e) if e.downcast_ref::<LockLost>().is_some() => {
                     return self.tracker.halt(format!("{e:#}"));
                 }
-                Err(e) => warn!("{e:#}"),
+                // A failed sync is tried again in a second.
+                Err(e) => {
+                    warn!("{e:#}");
+                    sync_at = sync_at.or_else(|| self.spools().then(|| Instant::now() + TICK));
+                }
                 Ok(()) => {}
             }
         }
     }
 
-    /// Every second: the lock is still held; the spool is on the disk.
-    fn tick(&self) -> Result<()> {
-        self.check_lock()?;
+    /// Records were written to the spool since it was last synced; never,
+    /// for a followed file.
+    async fn written(&self) {
         match &self.kept {
-            Kept::Spool(spool) => spool.sync().context("spool: flushing to disk failed"),
-            _ => Ok(()),
+            Kept::Spool(spool) => spool.added().await,
+            _ => std::future::pending().await,
         }
+    }
+
+    fn spools(&self) -> bool {
+        matches!(self.kept, Kept::Spool(_))
+    }
+
+    /// The spool's new records are on the disk, and the lock still held.
+    fn sync_spool(&self) -> Result<()> {
+        self.check_lock()?;
+        self.sync().context("spool: flushing to disk failed")
     }
 
     /// The lock is still held.

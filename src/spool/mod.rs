@@ -92,6 +92,8 @@ pub struct Spool {
     /// Set while an append was refused for space; cleared when space frees.
     full: AtomicBool,
     freed: Notify,
+    /// Records were added since the committer last waited for them.
+    added: Notify,
     /// Held for the life of the spool: one process per directory.
     lock: Lock,
     /// Names this spool in line ids: `spool:dev:ino` of its directory.
@@ -168,6 +170,7 @@ impl Spool {
             saving: Mutex::new(()),
             full: AtomicBool::new(false),
             freed: Notify::new(),
+            added: Notify::new(),
             lock: dir_lock,
             identity: exactly::identity(dir)?,
             previous,
@@ -229,7 +232,14 @@ impl Spool {
                 .headers
                 .insert(source.to_owned(), inner.scratch.clone());
         }
-        Ok(inner.writer.add(&inner.scratch))
+        let mark = inner.writer.add(&inner.scratch);
+        self.added.notify_one();
+        Ok(mark)
+    }
+
+    /// Wait until a record is added (the committer then syncs it soon).
+    pub async fn added(&self) {
+        self.added.notified().await;
     }
 
     /// Write the appended records (one `write(2)` for all of them). The
