@@ -6,9 +6,13 @@
 //! are handed out as slices of it, so framing allocates nothing per line.
 //! It knows nothing about where bytes come from or where lines go.
 
-/// Bytes read per call when lines are short; the buffer also always has
-/// room for one maximal line.
-const READ_CHUNK: usize = 256 * 1024;
+/// Bytes read per call when lines are short, from a file or stdin; the
+/// buffer also always has room for one maximal line.
+pub const READ_CHUNK: usize = 256 * 1024;
+
+/// The same for a TCP connection: a socket read rarely returns more, and
+/// hundreds of connections each hold a buffer.
+pub const SOCKET_CHUNK: usize = 64 * 1024;
 
 /// One framed unit of input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +59,8 @@ impl Frame<'_> {
 #[derive(Debug)]
 pub struct Framer {
     buf: Vec<u8>,
+    /// Bytes read per call when lines are short.
+    chunk: usize,
     /// First unconsumed byte in `buf`.
     pos: usize,
     /// End of valid data in `buf`.
@@ -74,8 +80,14 @@ impl Framer {
     /// A framer whose first byte is at stream offset `start`, after
     /// `lines` complete lines.
     pub fn new(max_line: usize, start: u64, lines: u64) -> Self {
-        let capacity = READ_CHUNK.max(max_line.saturating_add(READ_CHUNK / 4));
+        Self::with_chunk(READ_CHUNK, max_line, start, lines)
+    }
+
+    /// [`new`](Self::new), reading up to `chunk` bytes a call.
+    pub fn with_chunk(chunk: usize, max_line: usize, start: u64, lines: u64) -> Self {
+        let capacity = chunk.max(max_line.saturating_add(chunk / 4));
         Framer {
+            chunk,
             buf: vec![0; capacity],
             pos: 0,
             len: 0,
@@ -112,7 +124,7 @@ impl Framer {
         if self.pos == self.len {
             self.pos = 0;
             self.len = 0;
-        } else if self.buf.len() - self.len < READ_CHUNK / 4 {
+        } else if self.buf.len() - self.len < self.chunk / 4 {
             self.buf.copy_within(self.pos..self.len, 0);
             self.len -= self.pos;
             self.pos = 0;

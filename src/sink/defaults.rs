@@ -18,7 +18,7 @@ pub fn default_properties(brokers: &str) -> Vec<(String, String)> {
         ("linger.ms", "5"),
         // Bounded memory: when the queue is full, reading pauses.
         ("queue.buffering.max.messages", "50000"),
-        ("queue.buffering.max.kbytes", "4096"),
+        ("queue.buffering.max.kbytes", "3072"),
         ("compression.codec", "none"),
     ]
     .iter()

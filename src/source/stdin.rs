@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result};
 use tokio_util::sync::CancellationToken;
 
 use super::stream::End;
+use crate::framing::{READ_CHUNK, SOCKET_CHUNK};
 use crate::route::Router;
 
 /// Where stdin comes from, for logs: the peer address if it is a socket.
@@ -50,7 +51,8 @@ pub async fn run(
 ) -> Result<()> {
     let socket = super::tcp::keepalive(&std::io::stdin()).is_ok();
     let idle = idle.filter(|_| socket);
-    let end = super::stream::ship(tokio::io::stdin(), router, max_line, stop, idle)
+    let chunk = if socket { SOCKET_CHUNK } else { READ_CHUNK };
+    let end = super::stream::ship(tokio::io::stdin(), router, max_line, stop, idle, chunk)
         .await
         .context("reading stdin")?;
     if end == End::Idle {

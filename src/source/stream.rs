@@ -17,8 +17,8 @@ pub enum End {
     Idle,
 }
 
-/// Ship every line of `reader` until EOF, a read error, `stop` or `idle`
-/// without a byte. The bytes after the last newline exist nowhere else
+/// Ship every line of `reader`, reading up to `chunk` bytes a call, until
+/// EOF, a read error, `stop` or `idle` without a byte. The bytes after the last newline exist nowhere else
 /// once the stream is gone: at EOF they are its last line; when the stream
 /// is cut (`stop`, `idle`, a read error) the rest of that line was still
 /// to come, so they go to the reject topic as an unfinished line.
@@ -28,8 +28,9 @@ pub async fn ship<R: AsyncRead + Unpin>(
     max_line: usize,
     stop: &CancellationToken,
     idle: Option<Duration>,
+    chunk: usize,
 ) -> std::io::Result<End> {
-    let mut framer = Framer::new(max_line, 0, 0);
+    let mut framer = Framer::with_chunk(chunk, max_line, 0, 0);
     let mut eof = false;
     let result = loop {
         let silence = async {

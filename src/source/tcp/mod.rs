@@ -218,7 +218,8 @@ impl Server {
             warn!("{peer}: cannot enable TCP keepalive: {e}");
         }
         let idle = self.options.idle_timeout;
-        let end = super::stream::ship(socket, &mut router, self.max_line, stop, idle).await;
+        let chunk = crate::framing::SOCKET_CHUNK;
+        let end = super::stream::ship(socket, &mut router, self.max_line, stop, idle, chunk).await;
         // Free the slots before saying so: a peer told "closed" may
         // reconnect at once.
         drop(held);
