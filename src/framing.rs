@@ -37,20 +37,33 @@ pub enum Frame<'a> {
         /// 1-based line number in the stream.
         line: u64,
     },
+    /// The head of a line whose stream was cut before its newline (a
+    /// signal, an idle timeout, a read error): the rest never comes, so it
+    /// is no record, but it was read and must reach the reject topic.
+    Cut {
+        /// The bytes read of the line.
+        head: &'a [u8],
+        /// Stream offset just after them.
+        end: u64,
+        /// 1-based line number in the stream.
+        line: u64,
+    },
 }
 
 impl Frame<'_> {
     /// Stream offset just after the line.
     pub fn end(&self) -> u64 {
         match self {
-            Frame::Line { end, .. } | Frame::Overlong { end, .. } => *end,
+            Frame::Line { end, .. } | Frame::Overlong { end, .. } | Frame::Cut { end, .. } => *end,
         }
     }
 
     /// 1-based line number in the stream.
     pub fn line(&self) -> u64 {
         match self {
-            Frame::Line { line, .. } | Frame::Overlong { line, .. } => *line,
+            Frame::Line { line, .. } | Frame::Overlong { line, .. } | Frame::Cut { line, .. } => {
+                *line
+            }
         }
     }
 }
@@ -187,6 +200,20 @@ impl Framer {
         let line = strip_cr(&self.buf[start..self.len]);
         let at = (self.offset, self.lines);
         (!line.is_empty()).then(|| frame(line, self.max_line, at))
+    }
+
+    /// The stream was cut: the bytes after the last newline as a
+    /// [`Frame::Cut`] (or an overlong line's head, which is a reject
+    /// already).
+    pub fn cut(&mut self) -> Option<Frame<'_>> {
+        match self.finish()? {
+            Frame::Line { bytes, end, line } => Some(Frame::Cut {
+                head: bytes,
+                end,
+                line,
+            }),
+            frame => Some(frame),
+        }
     }
 
     /// No newline in the buffer: if the partial line can no longer fit the

@@ -114,44 +114,26 @@ impl Router {
     /// With `--header`, learn the columns from a header line read back
     /// from the spool.
     pub fn learn_header_frame(&mut self, frame: Frame<'_>) {
-        match frame {
-            Frame::Line { bytes, .. } => self.learn_header(bytes),
-            Frame::Overlong { len, .. } => {
-                let max = self.max_line;
-                self.mapper.reject_header(&Reject::TooLong { len, max });
-            }
+        match to_map(frame, self.max_line) {
+            Ok(bytes) => self.learn_header(bytes),
+            Err((_, reject)) => self.mapper.reject_header(&reject),
         }
     }
 
     /// Send one frame; `position` is where it sits in a followed file.
     pub async fn route(&mut self, frame: Frame<'_>, position: Option<Position<'_>>) {
-        let (mark, file) = (position.map(|p| p.mark), position.map(|p| p.file));
-        self.send(frame, mark, file, false).await;
-    }
-
-    /// Send the head of a line whose stream was cut before its newline (a
-    /// signal, an idle timeout, a read error) to the reject topic: the
-    /// rest never arrives, so it is no record, and only the reject topic
-    /// can keep the bytes that were read.
-    pub async fn route_cut(&mut self, frame: Frame<'_>) {
-        self.send(frame, None, None, true).await;
+        self.send(frame, position.map(|p| p.mark), position.map(|p| p.file))
+            .await;
     }
 
     /// Send a frame read back from the spool; `mark` is its place there.
     pub async fn replay(&mut self, frame: Frame<'_>, mark: Mark) {
-        self.send(frame, Some(mark), None, false).await;
+        self.send(frame, Some(mark), None).await;
     }
 
-    /// Map and send `frame`, or reject it unmapped when it is `cut`;
-    /// `mark` is its position (file or spool), `file` the followed file it
-    /// sits in.
-    async fn send(
-        &mut self,
-        frame: Frame<'_>,
-        mark: Option<Mark>,
-        file: Option<&FileId>,
-        cut: bool,
-    ) {
+    /// Map and send `frame`; `mark` is its position (file or spool),
+    /// `file` the followed file it sits in.
+    async fn send(&mut self, frame: Frame<'_>, mark: Option<Mark>, file: Option<&FileId>) {
         if let Frame::Line { bytes, .. } = frame {
             if self.mapper.is_padding(bytes) {
                 return;
@@ -202,15 +184,8 @@ impl Router {
         // as its header, whether it could be used or not: replay then maps
         // the lines after it as this run does.
         let header = self.mapper.expects_header() && mark.is_none();
-        let (line, reject) = match frame {
-            Frame::Line { bytes, .. } if cut => {
-                let reject = Reject::Unfinished { len: bytes.len() };
-                if header {
-                    self.mapper.reject_header(&reject);
-                }
-                (bytes, reject)
-            }
-            Frame::Line { bytes, .. } => match self.mapper.map(bytes, origin) {
+        let (line, reject) = match to_map(frame, self.max_line) {
+            Ok(bytes) => match self.mapper.map(bytes, origin) {
                 // The --header line names the columns; it is no record.
                 Ok(None) => {
                     self.sink.spool_header(frame, &self.label).await;
@@ -249,9 +224,7 @@ impl Router {
                 }
                 Err(reject) => (bytes, reject),
             },
-            Frame::Overlong { head, len, .. } => {
-                let max = self.max_line;
-                let reject = Reject::TooLong { len, max };
+            Err((head, reject)) => {
                 if header {
                     self.mapper.reject_header(&reject);
                 }
@@ -279,5 +252,15 @@ impl Router {
         if header {
             self.sink.spool_header(frame, &self.label).await;
         }
+    }
+}
+
+/// The line to map, or, for a frame that is no whole line (longer than
+/// `max_line`, cut), the bytes read and why they are rejected unmapped.
+fn to_map(frame: Frame<'_>, max_line: usize) -> Result<&[u8], (&[u8], Reject)> {
+    match frame {
+        Frame::Line { bytes, .. } => Ok(bytes),
+        Frame::Overlong { head, len, .. } => Err((head, Reject::TooLong { len, max: max_line })),
+        Frame::Cut { head, .. } => Err((head, Reject::Unfinished { len: head.len() })),
     }
 }

@@ -185,23 +185,7 @@ fn sigterm_drains_every_line_read() {
     );
     // SIGTERM may cut the line being read: its head is no record and goes
     // to the reject topic (see the test below), every whole line to Kafka.
-    let cut = reader_of_rejects(&broker, &topic);
-    let whole = read - cut.len();
-    reader.read_more(&mut got, whole);
-    let want: Vec<String> = input.lines().take(whole).map(str::to_owned).collect();
-    assert_eq!(texts(&got), want);
-    assert_eq!(reader.stored(), whole as i64);
-    if let [head] = &cut[..] {
-        let next = input.lines().nth(whole).expect("a line was cut");
-        assert!(next.starts_with(head.as_str()) && next != head, "{head:?}");
-    }
-}
-
-/// Every text in the reject topic of `topic` (call once cdrship exited).
-fn reader_of_rejects(broker: &Broker, topic: &str) -> Vec<String> {
-    let rejects = broker.reader(&format!("{topic}.rejects"));
-    let stored = rejects.stored() as usize;
-    texts(&rejects.read(stored))
+    common::check_cut_at_stop(&broker, &topic, &input, read);
 }
 
 #[test]

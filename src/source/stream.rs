@@ -59,10 +59,9 @@ pub async fn ship<R: AsyncRead + Unpin>(
         }
         router.flush().await;
     };
-    match framer.finish() {
-        Some(frame) if eof => router.route(frame, None).await,
-        Some(frame) => router.route_cut(frame).await,
-        None => {}
+    let last = if eof { framer.finish() } else { framer.cut() };
+    if let Some(frame) = last {
+        router.route(frame, None).await;
     }
     router.close().await;
     result

@@ -1,6 +1,7 @@
-//! The spool's on-disk record: one framed line with what replay needs to
-//! route it as it was first routed (its source label and line number), or
-//! a source's `--header` line, which replay only learns the columns from.
+//! The spool's on-disk record: one framed line (whole, overlong or cut)
+//! with what replay needs to route it as it was first routed (its source
+//! label and line number), or a source's `--header` line, which replay
+//! only learns the columns from.
 //!
 //! ```text
 //! u32 body length | u32 CRC-32 of body | body
@@ -21,6 +22,8 @@ const LINE: u8 = 1;
 const OVERLONG: u8 = 2;
 const HEADER: u8 = 3;
 const OVERLONG_HEADER: u8 = 4;
+const CUT: u8 = 5;
+const CUT_HEADER: u8 = 6;
 
 /// A decoded record.
 #[derive(Debug, PartialEq, Eq)]
@@ -63,6 +66,10 @@ pub fn encode(frame: Frame<'_>, source: &str, header: bool, out: &mut Vec<u8>) {
         } => {
             let kind = if header { OVERLONG_HEADER } else { OVERLONG };
             (kind, head, len, line, end)
+        }
+        Frame::Cut { head, end, line } => {
+            let kind = if header { CUT_HEADER } else { CUT };
+            (kind, head, head.len() as u64, line, end)
         }
     };
     // Labels are peer addresses and paths; a longer one is cut, not refused.
@@ -121,13 +128,18 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
             end,
             line,
         },
+        CUT | CUT_HEADER => Frame::Cut {
+            head: bytes,
+            end,
+            line,
+        },
         _ => return Decoded::Torn("record kind unknown"),
     };
     Decoded::Record(Record {
         frame,
         source,
         size: PREFIX + len,
-        header: matches!(body[0], HEADER | OVERLONG_HEADER),
+        header: matches!(body[0], HEADER | OVERLONG_HEADER | CUT_HEADER),
     })
 }
 
@@ -185,6 +197,23 @@ mod tests {
         );
         assert!(!second.header);
         assert_eq!(decode(&rest[second.size..]), Decoded::End);
+    }
+
+    #[test]
+    fn a_cut_line_stays_cut() {
+        for header in [false, true] {
+            let mut out = Vec::new();
+            let cut = Frame::Cut {
+                head: b"call 4",
+                end: 90,
+                line: 9,
+            };
+            encode(cut, "stdin", header, &mut out);
+            let Decoded::Record(record) = decode(&out) else {
+                panic!("a record")
+            };
+            assert_eq!((record.frame, record.header), (cut, header));
+        }
     }
 
     #[test]

@@ -722,6 +722,31 @@ pub fn texts(msgs: &[Msg]) -> Vec<String> {
     msgs.iter().map(Msg::text).collect()
 }
 
+/// Every text in the reject topic of `topic` (call once cdrship exited).
+pub fn rejected(broker: &Broker, topic: &str) -> Vec<String> {
+    let rejects = broker.reader(&format!("{topic}.rejects"));
+    let stored = rejects.stored() as usize;
+    texts(&rejects.read(stored))
+}
+
+/// After a signal stopped cdrship reading `input`, of which it read
+/// `read` lines: the whole ones reached `topic` in order, nothing more,
+/// and the one it cut, if any, went to the reject topic as the head of the
+/// next line, never to the topic as a short record.
+pub fn check_cut_at_stop(broker: &Broker, topic: &str, input: &str, read: usize) {
+    let cut = rejected(broker, topic);
+    assert!(cut.len() <= 1, "{cut:?}");
+    let whole = read - cut.len();
+    let reader = broker.reader(topic);
+    let want: Vec<&str> = input.lines().take(whole).collect();
+    assert_eq!(texts(&reader.read(whole)), want);
+    assert_eq!(reader.stored(), whole as i64);
+    if let [head] = &cut[..] {
+        let next = input.lines().nth(whole).expect("a line was cut");
+        assert!(next.starts_with(head.as_str()) && next != head, "{head:?}");
+    }
+}
+
 /// The exit summary line of `log` and the number of lines read it names.
 pub fn summary(log: &str) -> (&str, usize) {
     let line = log
