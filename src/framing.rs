@@ -271,6 +271,7 @@ mod tests {
             Frame::Overlong { head, len, end, .. } => {
                 out.push((format!("overlong {len}"), head.to_vec(), end))
             }
+            Frame::Cut { head, end, .. } => out.push((String::from("cut"), head.to_vec(), end)),
         };
         for piece in input.chunks(step) {
             framer.space()[..piece.len()].copy_from_slice(piece);
@@ -362,5 +363,30 @@ mod tests {
         let got = frames(&input, 70_000, 64);
         assert_eq!(got.len(), 200_000);
         assert_eq!(got[199_999], line(b"199999", input.len() as u64));
+    }
+
+    #[test]
+    fn a_cut_stream_hands_its_partial_line_out_as_cut() {
+        let mut framer = Framer::new(8, 0, 0);
+        let fill = |framer: &mut Framer, bytes: &[u8]| {
+            framer.space()[..bytes.len()].copy_from_slice(bytes);
+            framer.filled(bytes.len());
+        };
+        fill(&mut framer, b"one\ncall 4");
+        assert!(matches!(framer.next_frame(), Some(Frame::Line { .. })));
+        assert_eq!(framer.next_frame(), None);
+        let cut = Frame::Cut {
+            head: b"call 4",
+            end: 10,
+            line: 2,
+        };
+        assert_eq!(framer.cut(), Some(cut));
+        assert_eq!(framer.cut(), None, "handed out once");
+        // The head of an overlong line is a reject already: it stays one.
+        fill(&mut framer, b"far longer than eight");
+        assert!(matches!(
+            framer.cut(),
+            Some(Frame::Overlong { len: 21, .. })
+        ));
     }
 }
