@@ -285,3 +285,31 @@ fn garbage_peers_do_not_stop_others_and_memory_stays_bounded() {
     });
     run.stop();
 }
+
+/// A PBX connection reset mid-line (a crashed or rebooted PBX): the head
+/// of the line is no record; it goes to the reject topic, the whole lines
+/// before it to the topic.
+#[test]
+fn a_connection_reset_mid_line_sends_the_head_to_the_reject_topic() {
+    let broker = Broker::start();
+    let topic = broker.topic("tcp-reset", 1);
+    let mut run = cdrship(&broker, &["-t", &topic, "--listen", "127.0.0.1:0"]);
+    let mut pbx = TcpStream::connect(run.listening_on()).unwrap();
+    // One write, read at once: a whole line and the head of the next.
+    pbx.write_all(b"whole\nreset mid-").unwrap();
+    assert_eq!(texts(&broker.reader(&topic).read(1)), ["whole"]);
+    // Linger 0: close sends a reset, and cdrship's read fails.
+    socket2::SockRef::from(&pbx)
+        .set_linger(Some(std::time::Duration::ZERO))
+        .unwrap();
+    drop(pbx);
+    let rejects = broker.reader(&format!("{topic}.rejects")).read(1);
+    assert_eq!(rejects[0].text(), "reset mid-");
+    assert_eq!(
+        rejects[0].header("cdrship.reject.reason").unwrap(),
+        "unfinished: the stream was cut 10 bytes into this line, before its newline"
+    );
+    run.wait_for_log("connection error");
+    run.stop();
+    assert_eq!(broker.reader(&topic).stored(), 1);
+}
