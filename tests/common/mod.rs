@@ -512,6 +512,16 @@ impl Cdrship {
         assert!(self.wait().success(), "{}", self.log());
     }
 
+    /// Whether `status`, after SIGTERM, is the signal's default death
+    /// before cdrship started: before it installed its handlers and then
+    /// said what it ships or where it listens. It had read nothing, so
+    /// there was nothing to drain; any later SIGTERM must end in an exit.
+    pub fn killed_before_start(&self, status: ExitStatus) -> bool {
+        use std::os::unix::process::ExitStatusExt as _;
+        let log = self.log();
+        status.signal() == Some(15) && !log.contains("shipping ") && !log.contains("listening on ")
+    }
+
     /// Send a signal by name (`TERM`, `STOP`, `CONT`, `KILL`).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")

@@ -43,7 +43,7 @@ impl Run<'_> {
             Stop::Term => process.terminate(),
         }
         let status = process.wait();
-        if how == Stop::Term && !status.success() {
+        if how == Stop::Term && !status.success() && !process.killed_before_start(status) {
             self.problems.push(format!("exit {status} after SIGTERM"));
         }
     }

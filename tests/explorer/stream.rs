@@ -140,7 +140,8 @@ pub fn run(schedule: &Schedule) -> Outcome {
                     Stop::Term => process.terminate(),
                 }
                 let status = process.wait();
-                if *stop == Stop::Term && !matches!(status.code(), Some(0 | 75)) {
+                let exited = matches!(status.code(), Some(0 | 75));
+                if *stop == Stop::Term && !exited && !process.killed_before_start(status) {
                     problems.push(format!("step {i}: exit {status} after SIGTERM"));
                 }
                 // The writer is unblocked by EPIPE now; hold it while the
