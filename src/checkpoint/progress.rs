@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use anyhow::Result;
 
-use super::{Lock, LockLost, ReadBack, Resume, State, Store, VERSION};
+use super::{Lock, ReadBack, Resume, State, Store, VERSION};
 use crate::acker::Tracker;
 use crate::position::FileId;
 use crate::sync::lock;
@@ -133,7 +133,7 @@ impl Progress {
     fn save_with(&self, tracker: &Tracker, why: Save) -> Result<()> {
         let _saving = lock(&self.saving);
         // Another process may own the state now: nothing more is saved.
-        self.check_lock()?;
+        self.lock.check()?;
         let Some(state) = self.due(tracker, why) else {
             return Ok(());
         };
@@ -184,11 +184,6 @@ impl Progress {
             written,
         };
         (table.saved.as_ref() != Some(&state)).then_some(state)
-    }
-
-    /// Whether this process still holds the state's lock.
-    pub fn check_lock(&self) -> Result<(), LockLost> {
-        self.lock.check()
     }
 
     /// The state's lock, to watch.

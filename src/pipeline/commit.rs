@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::Tracker;
-use crate::checkpoint::{LockLost, Progress, Settled};
+use crate::checkpoint::{Lock, LockLost, Progress, Settled};
 use crate::outcome::Keeper;
 use crate::spool::Spool;
 
@@ -38,6 +38,15 @@ pub enum Kept {
 }
 
 impl Kept {
+    /// The lock held on what keeps the lines, if anything does.
+    fn lock(&self) -> Option<&Lock> {
+        match self {
+            Kept::Nothing => None,
+            Kept::File(progress) => Some(progress.lock()),
+            Kept::Spool(spool) => Some(spool.lock()),
+        }
+    }
+
     /// Where the outcome finds the lines not delivered.
     pub fn keeper(&self) -> Keeper {
         match self {
@@ -71,10 +80,8 @@ impl Committer {
     /// `stop`; a commit under way is finished first. An idle follower or
     /// spool wakes for none of it.
     pub async fn run(self, stop: CancellationToken) {
-        let lock = match &self.kept {
-            Kept::Nothing => return,
-            Kept::File(progress) => progress.lock(),
-            Kept::Spool(spool) => spool.lock(),
+        let Some(lock) = self.kept.lock() else {
+            return;
         };
         let changed = Arc::new(Notify::new());
         // Without events the lock is checked every second.
@@ -96,8 +103,10 @@ impl Committer {
                     continue;
                 }
                 () = sync_due => {
-                    sync_at = None;
-                    self.off_thread(Self::sync_spool).await
+                    let synced = self.off_thread(Self::sync_spool).await;
+                    // A failed sync is tried again in a second.
+                    sync_at = synced.is_err().then(|| Instant::now() + TICK);
+                    synced
                 }
                 _ = ticker.tick(), if watched.is_none() => self.off_thread(Self::check_lock).await,
                 () = stop.cancelled() => return,
@@ -106,11 +115,7 @@ impl Committer {
                 Err(e) if e.downcast_ref::<LockLost>().is_some() => {
                     return self.tracker.halt(format!("{e:#}"));
                 }
-                // A failed sync is tried again in a second.
-                Err(e) => {
-                    warn!("{e:#}");
-                    sync_at = sync_at.or_else(|| self.spools().then(|| Instant::now() + TICK));
-                }
+                Err(e) => warn!("{e:#}"),
                 Ok(()) => {}
             }
         }
@@ -125,10 +130,6 @@ impl Committer {
         }
     }
 
-    fn spools(&self) -> bool {
-        matches!(self.kept, Kept::Spool(_))
-    }
-
     /// The spool's new records are on the disk, and the lock still held.
     fn sync_spool(&self) -> Result<()> {
         self.check_lock()?;
@@ -137,10 +138,9 @@ impl Committer {
 
     /// The lock is still held.
     fn check_lock(&self) -> Result<()> {
-        match &self.kept {
-            Kept::Nothing => Ok(()),
-            Kept::File(progress) => Ok(progress.check_lock()?),
-            Kept::Spool(spool) => Ok(spool.check_lock()?),
+        match self.kept.lock() {
+            Some(lock) => Ok(lock.check()?),
+            None => Ok(()),
         }
     }
 

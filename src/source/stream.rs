@@ -18,10 +18,11 @@ pub enum End {
 }
 
 /// Ship every line of `reader`, reading up to `chunk` bytes a call, until
-/// EOF, a read error, `stop` or `idle` without a byte. The bytes after the last newline exist nowhere else
-/// once the stream is gone: at EOF they are its last line; when the stream
-/// is cut (`stop`, `idle`, a read error) the rest of that line was still
-/// to come, so they go to the reject topic as an unfinished line.
+/// EOF, a read error, `stop` or `idle` without a byte. The bytes after the
+/// last newline exist nowhere else once the stream is gone: at EOF they
+/// are its last line; when the stream is cut (`stop`, `idle`, a read
+/// error) the rest of that line was still to come, so they go to the
+/// reject topic as an unfinished line.
 pub async fn ship<R: AsyncRead + Unpin>(
     mut reader: R,
     router: &mut Router,

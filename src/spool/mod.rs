@@ -39,7 +39,7 @@ pub use replay::{Backlog, Replayed};
 use segment::{list, remove, segment_path};
 use writer::Writer;
 
-use crate::checkpoint::{self, Lock, LockLost, Previous, ReadBack, Settled, Store};
+use crate::checkpoint::{self, Lock, Previous, ReadBack, Settled, Store};
 use crate::framing::Frame;
 use crate::position::Mark;
 use crate::sync::lock;
@@ -248,11 +248,6 @@ impl Spool {
         lock(&self.inner).writer.write_pending()
     }
 
-    /// Whether this process still holds the spool's lock.
-    pub fn check_lock(&self) -> Result<(), LockLost> {
-        self.lock.check()
-    }
-
     /// The spool's lock, to watch.
     pub fn lock(&self) -> &Lock {
         &self.lock
@@ -265,7 +260,7 @@ impl Spool {
         // One save at a time: they share the state file's temp file.
         let _saving = lock(&self.saving);
         // Another process may own the spool now: nothing more is saved.
-        self.check_lock()?;
+        self.lock.check()?;
         let (mark, record) = {
             let inner = lock(&self.inner);
             let Some(mark) = mark.or(inner.committed) else {
