@@ -260,3 +260,72 @@ fn a_follower_whose_lock_file_is_deleted_stops() {
     second.stop();
     e.nothing_more();
 }
+
+/// A first start during an outage (a PBX host booting before the cluster)
+/// with `--from end`: the lines it read and could not deliver are read
+/// again at the next start, as its exit 75 says, although nothing was
+/// ever delivered (issue 25, defect 1: no state was saved, so the next
+/// start was a first start again and skipped them).
+#[test]
+fn a_first_start_during_an_outage_keeps_its_place_for_the_next() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "first-outage");
+    append(&f.path, &numbered("old", 0..100));
+    let state = f.dir.path().join("state");
+    let (path, state) = (f.path.to_str().unwrap(), state.to_str().unwrap());
+    let file = ["--file", path, "--state-dir", state, "--from", "end"];
+    let mut down =
+        common::cdrship_without_broker(&[&file[..], &common::WAIT_THEN_STOP_AT_ONCE].concat());
+    down.wait_for_log("--from end: skipping");
+    append(&f.path, &numbered("cdr", 0..50));
+    common::wait_until("the new lines are read", || {
+        down.metric("cdrship_lines_read_total{source=\"file\"}") == Some(50)
+    });
+    down.terminate();
+    assert_eq!(down.wait().code(), Some(75), "{}", down.log());
+    assert!(down.log().contains("50 lines not delivered yet are read again"));
+
+    let mut e = Expected::new(&broker, &f.topic);
+    for line in numbered("cdr", 0..50).lines() {
+        e.push(line);
+    }
+    let mut up = f.start_with(&broker, &["--from", "end"]);
+    e.check();
+    up.stop();
+    e.nothing_more();
+}
+
+/// The same with a rename rotation (logrotate `create`) during the
+/// outage: the renamed file's lines and the new file's both arrive.
+#[test]
+fn a_first_start_during_an_outage_finds_its_file_after_a_rotation() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "first-outage-rotated");
+    append(&f.path, &numbered("cdr", 0..1000));
+    let state = f.dir.path().join("state");
+    let (path, state) = (f.path.to_str().unwrap(), state.to_str().unwrap());
+    let file = ["--file", path, "--state-dir", state, "--from", "end"];
+    // A new install during an outage: it starts with the file as it is.
+    let mut down = common::cdrship_without_broker(
+        &[&file[..], &["--from", "beginning"], &common::WAIT_THEN_STOP_AT_ONCE[..]].concat(),
+    );
+    common::wait_until("the lines are read", || {
+        down.metric("cdrship_lines_read_total{source=\"file\"}") == Some(1000)
+    });
+    fs::rename(&f.path, f.sibling("Master.csv.1")).unwrap();
+    append(&f.path, &numbered("new", 0..10));
+    common::wait_until("the new file is read", || {
+        down.metric("cdrship_lines_read_total{source=\"file\"}") == Some(1010)
+    });
+    down.terminate();
+    assert_eq!(down.wait().code(), Some(75), "{}", down.log());
+
+    let mut e = Expected::new(&broker, &f.topic);
+    for line in numbered("cdr", 0..1000).lines().chain(numbered("new", 0..10).lines()) {
+        e.push(line);
+    }
+    let mut up = f.start_with(&broker, &["--from", "end"]);
+    e.check();
+    up.stop();
+    e.nothing_more();
+}

@@ -188,6 +188,49 @@ fn sigterm_drains_every_line_read() {
     common::check_cut_at_stop(&broker, &topic, &input, read);
 }
 
+/// SIGHUP (the SSH session of `tail -f Master.csv | cdrship` closed, or
+/// `kill -HUP` by habit) drains and exits like SIGTERM, logged; it used
+/// to kill the process on the spot with its in-flight lines (issue 25,
+/// defect 11).
+#[test]
+fn sighup_drains_every_line_read_and_says_so() {
+    let broker = Broker::start();
+    let topic = broker.topic("sighup", 1);
+    let mock = broker.mock().expect("slow round trips need the mock broker");
+    mock.broker_round_trip_time(1, std::time::Duration::from_millis(500))
+        .unwrap();
+    let mut run = cdrship(&broker, &["-t", &topic, "--metrics", "127.0.0.1:0"]);
+    run.feed(numbered("call", 0..100).as_bytes());
+    wait_until("the lines are read", || {
+        run.metric("cdrship_lines_read_total{source=\"stdin\"}") == Some(100)
+    });
+    run.signal("HUP");
+    let status = run.wait();
+    let log = run.log();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("SIGHUP: stopping"), "{log}");
+    assert!(log.contains("100 lines read, 100 delivered"), "{log}");
+    assert_eq!(texts(&broker.reader(&topic).read(100)).len(), 100);
+}
+
+/// A follower or a listener is a daemon: SIGHUP (sent by habit after a
+/// log rotation) has nothing to reopen, is logged and changes nothing.
+#[test]
+fn sighup_to_a_follower_is_logged_and_it_carries_on() {
+    let broker = Broker::start();
+    let f = common::Followed::new(&broker, 1, "sighup-file");
+    let mut e = common::Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("cdr", 0..5));
+    let mut run = f.start(&broker);
+    e.check();
+    run.signal("HUP");
+    run.wait_for_log("SIGHUP");
+    e.add(&f.path, numbered("cdr", 5..10));
+    e.check();
+    run.stop();
+    e.nothing_more();
+}
+
 #[test]
 fn a_line_cut_by_sigterm_goes_to_the_reject_topic_not_as_a_record() {
     let broker = Broker::start();

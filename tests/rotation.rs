@@ -196,3 +196,37 @@ fn a_relative_path_resumes_without_reading_the_file_again() {
     assert!(!second.log().contains("rotated in"), "{}", second.log());
     e.nothing_more();
 }
+
+/// copytruncate against a writer that keeps its descriptor without
+/// `O_APPEND`: its next write lands at the old offset, so the file is a
+/// hole of NUL bytes, then the CDR. The NULs are no line: the CDR goes to
+/// the topic, nothing to the reject topic (issue 25, defect 6: the hole
+/// and the CDR were one overlong line, the CDR lost).
+#[test]
+fn a_nul_hole_before_a_cdr_is_skipped_and_the_cdr_shipped() {
+    use std::os::unix::fs::FileExt as _;
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "nul-hole");
+    let mut e = Expected::new(&broker, &f.topic);
+    // More than --max-line-bytes (64 KiB) of them, and a second hole
+    // shorter than a line.
+    e.add(&f.path, numbered("cdr", 0..2000));
+    let mut run = f.start(&broker);
+    e.check();
+    let old_len = fs::metadata(&f.path).unwrap().len();
+    let writer = fs::OpenOptions::new().write(true).open(&f.path).unwrap();
+    fs::copy(&f.path, f.sibling("Master.csv.1")).unwrap();
+    truncate(&f.path);
+    run.wait_for_log("truncated");
+    writer.write_all_at(b"after the hole 1\n", old_len).unwrap();
+    e.push("after the hole 1");
+    e.check();
+    let end = fs::metadata(&f.path).unwrap().len();
+    writer.write_all_at(b"after the hole 2\n", end + 10).unwrap();
+    e.push("after the hole 2");
+    e.check();
+    run.wait_for_log("NUL bytes");
+    run.stop();
+    e.nothing_more();
+    assert_eq!(broker.reader(&format!("{}.rejects", f.topic)).stored(), 0);
+}
