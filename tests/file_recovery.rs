@@ -304,7 +304,7 @@ fn a_first_start_during_an_outage_finds_its_file_after_a_rotation() {
     append(&f.path, &numbered("cdr", 0..1000));
     let state = f.dir.path().join("state");
     let (path, state) = (f.path.to_str().unwrap(), state.to_str().unwrap());
-    let file = ["--file", path, "--state-dir", state, "--from", "end"];
+    let file = ["--file", path, "--state-dir", state];
     // A new install during an outage: it starts with the file as it is.
     let mut down = common::cdrship_without_broker(
         &[&file[..], &["--from", "beginning"], &common::WAIT_THEN_STOP_AT_ONCE[..]].concat(),
