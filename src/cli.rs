@@ -3,7 +3,7 @@
 //! become domain types here.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -35,8 +35,11 @@ pub enum SourceConfig {
     },
     /// A followed file.
     File {
-        /// The path to follow (re-opened after rotation).
+        /// The path to follow (re-opened after rotation), resolved: a
+        /// symlink's target, in its directory's canonical path.
         path: PathBuf,
+        /// The path as given (older state files are named after it).
+        given: PathBuf,
         /// Where progress is saved, if anywhere.
         state_dir: Option<PathBuf>,
         /// How to follow it.
@@ -116,8 +119,9 @@ impl Cli {
         let mapper = if self.trim { mapper.trimmed() } else { mapper };
         let (file_given, listen_given) = (self.file.is_some(), !self.listen.is_empty());
         let source = match (self.file, self.listen.is_empty()) {
-            (Some(path), _) => SourceConfig::File {
-                path,
+            (Some(given), _) => SourceConfig::File {
+                path: resolved(&given),
+                given,
                 state_dir: self
                     .state_dir
                     .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from)),
@@ -272,6 +276,16 @@ pub fn parse() -> Cli {
 }
 
 /// The kernel's host name (no libc call needed on Linux).
+/// `--file` resolved (see [`crate::source::file::resolve`]), said in the
+/// log when it is not what was given.
+fn resolved(given: &Path) -> PathBuf {
+    let path = crate::source::file::resolve(given);
+    if path != given {
+        info!("--file {} resolves to {}", given.display(), path.display());
+    }
+    path
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())

@@ -1,6 +1,13 @@
 //! Line framing: split a byte stream on `\n`, strip one trailing `\r`,
-//! skip empty lines, cap the line length, and keep the stream offset of
-//! every line end so file mode can checkpoint exactly.
+//! skip empty lines and NUL padding before a line, cap the line length,
+//! and keep the stream offset of every line end so file mode can
+//! checkpoint exactly.
+//!
+//! NUL bytes before a line are a hole, not data: copytruncate against a
+//! writer without `O_APPEND` (its next write lands at the old offset) and
+//! a crash on ext4/XFS leave zero-filled ranges before the next record.
+//! Read as part of the line they made one overlong line of the hole and
+//! the CDR after it; skipped, they are reported as a [`Hole`].
 //!
 //! The framer owns one fixed buffer that sources read into directly; lines
 //! are handed out as slices of it, so framing allocates nothing per line.
@@ -68,6 +75,27 @@ impl Frame<'_> {
     }
 }
 
+/// NUL bytes skipped before a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hole {
+    /// How many (the sum, if several holes ended since the last report).
+    pub len: u64,
+    /// Stream offset of the first byte after the last of them.
+    pub end: u64,
+}
+
+/// For the log line that reports it.
+impl std::fmt::Display for Hole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "skipped {} NUL bytes before the line at byte {} (a hole: copytruncate \
+             against a writer without O_APPEND, or a crash); they are no data",
+            self.len, self.end
+        )
+    }
+}
+
 /// Splits a byte stream into [`Frame`]s.
 #[derive(Debug)]
 pub struct Framer {
@@ -87,6 +115,10 @@ pub struct Framer {
     discarding: Option<u64>,
     /// Head of the overlong line being skipped.
     head: Vec<u8>,
+    /// NUL bytes skipped in the hole under way.
+    hole: u64,
+    /// Holes that ended (a line followed), not reported yet.
+    holes: Option<Hole>,
 }
 
 impl Framer {
@@ -109,6 +141,8 @@ impl Framer {
             max_line,
             discarding: None,
             head: Vec::new(),
+            hole: 0,
+            holes: None,
         }
     }
 
@@ -130,6 +164,7 @@ impl Framer {
         self.offset = start;
         self.lines = lines;
         self.discarding = None;
+        self.hole = 0;
     }
 
     /// The free space to read into; call [`Framer::filled`] afterwards.
@@ -154,6 +189,10 @@ impl Framer {
     /// The next complete line, if the buffer holds one.
     pub fn next_frame(&mut self) -> Option<Frame<'_>> {
         loop {
+            let at_nul = self.buf[self.pos..self.len].first() == Some(&0);
+            if self.discarding.is_none() && (at_nul || self.hole > 0) {
+                self.skip_nul();
+            }
             let Some(newline) = memchr::memchr(b'\n', &self.buf[self.pos..self.len]) else {
                 self.absorb_partial();
                 return None;
@@ -213,6 +252,29 @@ impl Framer {
                 line,
             }),
             frame => Some(frame),
+        }
+    }
+
+    /// Holes skipped since the last call, once a line followed them.
+    pub fn take_hole(&mut self) -> Option<Hole> {
+        self.holes.take()
+    }
+
+    /// Skip the NUL bytes at the start of a line; a hole ends at the
+    /// first other byte.
+    fn skip_nul(&mut self) {
+        let data = &self.buf[self.pos..self.len];
+        let nul = data.iter().position(|&b| b != 0).unwrap_or(data.len());
+        self.pos += nul;
+        self.offset += nul as u64;
+        self.hole += nul as u64;
+        if self.pos < self.len {
+            let len = std::mem::take(&mut self.hole);
+            let before = self.holes.map_or(0, |h| h.len);
+            self.holes = Some(Hole {
+                len: before + len,
+                end: self.offset,
+            });
         }
     }
 
@@ -288,6 +350,42 @@ mod tests {
 
     fn line(bytes: &[u8], end: u64) -> (String, Vec<u8>, u64) {
         ("line".into(), bytes.to_vec(), end)
+    }
+
+    #[test]
+    fn nul_padding_before_a_line_is_skipped_and_reported_once_it_ends() {
+        // A hole longer than the cap and the read size, then a CDR; then a
+        // short one, and NULs inside a line stay.
+        let mut input = vec![0u8; 100_000];
+        input.extend_from_slice(b"cdr 1\n\0\0\0cdr\02\n");
+        for step in [1, 7, 1000, 4096] {
+            let mut framer = Framer::with_chunk(4096, 64, 0, 0);
+            let (mut lines, mut holes) = (Vec::new(), Vec::new());
+            for piece in input.chunks(step) {
+                framer.space()[..piece.len()].copy_from_slice(piece);
+                framer.filled(piece.len());
+                while let Some(f) = framer.next_frame() {
+                    match f {
+                        Frame::Line { bytes, end, .. } => lines.push((bytes.to_vec(), end)),
+                        other => panic!("{other:?}"),
+                    }
+                    holes.extend(framer.take_hole());
+                }
+                holes.extend(framer.take_hole());
+            }
+            assert_eq!(
+                lines,
+                [
+                    (b"cdr 1".to_vec(), 100_006),
+                    (b"cdr\x002".to_vec(), 100_015)
+                ],
+                "step {step}"
+            );
+            let total: u64 = holes.iter().map(|h| h.len).sum();
+            assert_eq!(total, 100_003, "step {step}");
+            assert_eq!(holes[0].end, 100_000, "step {step}");
+            assert_eq!(holes.last().unwrap().end, 100_009, "step {step}");
+        }
     }
 
     #[test]

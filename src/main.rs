@@ -93,11 +93,16 @@ fn run(config: cli::Config) -> Result<outcome::Outcome> {
         // Installed here, before anything runs: a handler installed by the
         // task itself waits for a worker to poll it, and a SIGTERM before
         // that kills the process with nothing drained.
-        let signals = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        );
-        tokio::spawn(on_signals(signals, stop.clone()));
+        let signals = Signals {
+            term: signal(SignalKind::terminate()),
+            int: signal(SignalKind::interrupt()),
+            hup: signal(SignalKind::hangup()),
+        };
+        let hangup = match config.source {
+            cli::SourceConfig::Stdin { .. } => Hangup::Stops,
+            _ => Hangup::Ignored,
+        };
+        tokio::spawn(on_signals(signals, hangup, stop.clone()));
         // On a worker, not this thread: a timer then wakes the worker that
         // runs the task, and an idle follower's re-check costs one wake-up.
         tokio::spawn(pipeline::run(config, stop))
@@ -109,23 +114,54 @@ fn run(config: cli::Config) -> Result<outcome::Outcome> {
     outcome
 }
 
-/// First SIGINT/SIGTERM: stop reading and drain. Second: exit at once.
-async fn on_signals(
-    signals: (std::io::Result<Signal>, std::io::Result<Signal>),
-    stop: CancellationToken,
-) {
-    let (Ok(mut term), Ok(mut int)) = signals else {
+/// The signals that stop cdrship, as installed.
+struct Signals {
+    term: std::io::Result<Signal>,
+    int: std::io::Result<Signal>,
+    hup: std::io::Result<Signal>,
+}
+
+/// What SIGHUP means.
+#[derive(Clone, Copy)]
+enum Hangup {
+    /// On stdin the terminal or the session that fed the pipe is gone
+    /// (`tail -f Master.csv | cdrship` over SSH): stop as for SIGTERM.
+    Stops,
+    /// A follower or a listener is a daemon, sent SIGHUP by habit after a
+    /// log rotation: it follows rotations itself and has nothing to reopen.
+    Ignored,
+}
+
+/// First SIGINT/SIGTERM (or SIGHUP on stdin): stop reading and drain.
+/// A second SIGINT/SIGTERM: exit at once.
+async fn on_signals(signals: Signals, hangup: Hangup, stop: CancellationToken) {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (signals.term, signals.int, signals.hup) else {
         error!("cannot install signal handlers");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: stopping, waiting for outstanding deliveries"),
-        _ = int.recv() => info!("SIGINT: stopping, waiting for outstanding deliveries"),
+    loop {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: stopping, waiting for outstanding deliveries"),
+            _ = int.recv() => info!("SIGINT: stopping, waiting for outstanding deliveries"),
+            _ = hup.recv() => match hangup {
+                Hangup::Stops => info!("SIGHUP: stopping (the input's session hung up), waiting for outstanding deliveries"),
+                Hangup::Ignored => {
+                    info!("SIGHUP: nothing to reopen (cdrship follows rotations itself); carrying on");
+                    continue;
+                }
+            },
+        }
+        break;
     }
     stop.cancel();
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            // Not a request to hurry: a hangup may come twice.
+            _ = hup.recv() => continue,
+        }
+        break;
     }
     error!("second signal: exiting without waiting for deliveries");
     std::process::exit(130);

@@ -283,7 +283,9 @@ fn a_first_start_during_an_outage_keeps_its_place_for_the_next() {
     });
     down.terminate();
     assert_eq!(down.wait().code(), Some(75), "{}", down.log());
-    assert!(down.log().contains("50 lines not delivered yet are read again"));
+    assert!(down
+        .log()
+        .contains("50 lines not delivered yet are read again"));
 
     let mut e = Expected::new(&broker, &f.topic);
     for line in numbered("cdr", 0..50).lines() {
@@ -307,7 +309,12 @@ fn a_first_start_during_an_outage_finds_its_file_after_a_rotation() {
     let file = ["--file", path, "--state-dir", state];
     // A new install during an outage: it starts with the file as it is.
     let mut down = common::cdrship_without_broker(
-        &[&file[..], &["--from", "beginning"], &common::WAIT_THEN_STOP_AT_ONCE[..]].concat(),
+        &[
+            &file[..],
+            &["--from", "beginning"],
+            &common::WAIT_THEN_STOP_AT_ONCE[..],
+        ]
+        .concat(),
     );
     common::wait_until("the lines are read", || {
         down.metric("cdrship_lines_read_total{source=\"file\"}") == Some(1000)
@@ -321,7 +328,10 @@ fn a_first_start_during_an_outage_finds_its_file_after_a_rotation() {
     assert_eq!(down.wait().code(), Some(75), "{}", down.log());
 
     let mut e = Expected::new(&broker, &f.topic);
-    for line in numbered("cdr", 0..1000).lines().chain(numbered("new", 0..10).lines()) {
+    for line in numbered("cdr", 0..1000)
+        .lines()
+        .chain(numbered("new", 0..10).lines())
+    {
         e.push(line);
     }
     let mut up = f.start_with(&broker, &["--from", "end"]);

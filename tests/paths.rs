@@ -82,7 +82,12 @@ fn a_second_follower_under_another_spelling_of_the_path_is_refused() {
             state.to_str().unwrap(),
         ];
         let mut second = common::cdrship(&broker, &args);
-        assert_eq!(second.wait().code(), Some(1), "{spelling}: {}", second.log());
+        assert_eq!(
+            second.wait().code(),
+            Some(1),
+            "{spelling}: {}",
+            second.log()
+        );
         assert!(
             second.log().contains("is followed by another cdrship"),
             "{spelling}: {}",

@@ -196,7 +196,9 @@ fn sigterm_drains_every_line_read() {
 fn sighup_drains_every_line_read_and_says_so() {
     let broker = Broker::start();
     let topic = broker.topic("sighup", 1);
-    let mock = broker.mock().expect("slow round trips need the mock broker");
+    let mock = broker
+        .mock()
+        .expect("slow round trips need the mock broker");
     mock.broker_round_trip_time(1, std::time::Duration::from_millis(500))
         .unwrap();
     let mut run = cdrship(&broker, &["-t", &topic, "--metrics", "127.0.0.1:0"]);

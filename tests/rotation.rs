@@ -222,7 +222,9 @@ fn a_nul_hole_before_a_cdr_is_skipped_and_the_cdr_shipped() {
     e.push("after the hole 1");
     e.check();
     let end = fs::metadata(&f.path).unwrap().len();
-    writer.write_all_at(b"after the hole 2\n", end + 10).unwrap();
+    writer
+        .write_all_at(b"after the hole 2\n", end + 10)
+        .unwrap();
     e.push("after the hole 2");
     e.check();
     run.wait_for_log("NUL bytes");

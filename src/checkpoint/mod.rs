@@ -82,6 +82,29 @@ impl Store {
         })
     }
 
+    /// The store for the resolved path `followed`, given as `given`: a
+    /// state an older cdrship saved under the name of the path as given
+    /// (before paths were resolved) is renamed to the resolved name.
+    pub fn renamed(dir: &Path, followed: &Path, given: &Path) -> Result<Self> {
+        let store = Store::new(dir, followed)?;
+        let old = Store::new(dir, given)?;
+        if old.file != store.file && old.file.exists() && !store.file.exists() {
+            fs::rename(&old.file, &store.file).with_context(|| {
+                format!(
+                    "renaming the state {} to {}",
+                    old.file.display(),
+                    store.file.display()
+                )
+            })?;
+            info!(
+                "state {} renamed to {} (named after what --file resolves to)",
+                old.file.display(),
+                store.file.display()
+            );
+        }
+        Ok(store)
+    }
+
     /// Read the saved state; `None` if there is none yet.
     pub fn load(&self) -> Result<Option<State>> {
         let Some(state) = self.load_json::<State>()? else {

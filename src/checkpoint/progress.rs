@@ -77,13 +77,16 @@ impl Progress {
         }
     }
 
-    /// The files to read first are noted. With `--exactly-once` and no
-    /// state saved before, save one now, before a line is sent: an unclean
-    /// stop then finds where to read back from.
+    /// The files to read first are noted: save where reading starts,
+    /// before a line is sent. A run that delivers nothing (Kafka down from
+    /// its start) then still leaves the place its lines are read again
+    /// from; without it the next start would be a first start, and
+    /// `--from end` would skip them. With `--exactly-once` only a fresh
+    /// start saves here: a saved state keeps where to read back from.
     pub fn started(&self, tracker: &Tracker) -> Result<()> {
         match &self.read_back {
-            Some(read_back) if read_back.fresh => self.save_with(tracker, Save::Start),
-            _ => Ok(()),
+            Some(read_back) if !read_back.fresh => Ok(()),
+            _ => self.save_with(tracker, Save::Start),
         }
     }
 
@@ -205,7 +208,7 @@ impl Progress {
 /// Why a save is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Save {
-    /// Before the first line is sent (`--exactly-once`, nothing saved yet).
+    /// Before the first line is sent.
     Start,
     /// The watermark moved.
     Moved,

@@ -40,12 +40,13 @@ pub async fn open_progress(
     config: &Config,
     stop: &CancellationToken,
 ) -> Result<Opened<Arc<Progress>>> {
-    let (path, dir) = match &config.source {
+    let (path, given, dir) = match &config.source {
         SourceConfig::File {
             path,
+            given,
             state_dir: Some(dir),
             ..
-        } => (path, dir),
+        } => (path, given, dir),
         SourceConfig::File { path, .. } => {
             warn!(
                 "{}: no --state-dir, progress is not saved; a restart reads the file from the start",
@@ -55,7 +56,7 @@ pub async fn open_progress(
         }
         _ => return Ok(Opened::Unkept),
     };
-    let progress = Progress::new(Store::new(dir, path)?, path.clone())?;
+    let progress = Progress::new(Store::renamed(dir, path, given)?, path.clone())?;
     info!("progress is saved in {}", progress.location().display());
     let Some(fence) = config.exactly_once else {
         return Ok(Opened::Kept(Arc::new(progress), None));

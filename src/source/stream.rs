@@ -58,6 +58,9 @@ pub async fn ship<R: AsyncRead + Unpin>(
         while let Some(frame) = framer.next_frame() {
             router.route(frame, None).await;
         }
+        if let Some(hole) = framer.take_hole() {
+            warn!("{}: {hole}", router.label());
+        }
         router.flush().await;
     };
     let last = if eof { framer.finish() } else { framer.cut() };

@@ -25,8 +25,11 @@ use crate::route::Router;
 mod copy;
 mod current;
 mod reader;
+mod resolve;
 mod resume;
 mod rotated;
+
+pub use resolve::resolve;
 
 use current::{directory_of, end_of_last_line, path_state, truncated, Current, PathState};
 use reader::read_available;

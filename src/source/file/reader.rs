@@ -39,6 +39,9 @@ pub(super) async fn read_available(
             let at = position(current.generation, &current.id, frame.end());
             router.route(frame, Some(at)).await;
         }
+        if let Some(hole) = current.framer.take_hole() {
+            warn!("{}: {hole}", router.label());
+        }
         if stop.is_cancelled() {
             return Ok(grew);
         }

@@ -34,7 +34,8 @@ pub(super) fn open(
 ) -> Result<Resumed> {
     let saved_at = saved.and_then(|(_, at)| at);
     let saved = match saved.map(|(state, _)| state) {
-        Some(state) if state.path != path => {
+        // Saved before paths were resolved, the path may be spelled as given.
+        Some(state) if state.path != path && super::resolve(&state.path) != path => {
             warn!(
                 "saved progress is for {}, not {}; ignoring it",
                 state.path.display(),
