@@ -357,7 +357,7 @@ mod tests {
         // A hole longer than the cap and the read size, then a CDR; then a
         // short one, and NULs inside a line stay.
         let mut input = vec![0u8; 100_000];
-        input.extend_from_slice(b"cdr 1\n\0\0\0cdr\02\n");
+        input.extend_from_slice(b"cdr 1\n\0\0\0cdr\x002\n");
         for step in [1, 7, 1000, 4096] {
             let mut framer = Framer::with_chunk(4096, 64, 0, 0);
             let (mut lines, mut holes) = (Vec::new(), Vec::new());
