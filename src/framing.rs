@@ -65,6 +65,14 @@ impl Frame<'_> {
         }
     }
 
+    /// The bytes kept of the line (an overlong or cut line's head).
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Frame::Line { bytes, .. } => bytes,
+            Frame::Overlong { head, .. } | Frame::Cut { head, .. } => head,
+        }
+    }
+
     /// 1-based line number in the stream.
     pub fn line(&self) -> u64 {
         match self {

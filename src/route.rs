@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::acker::Note;
 use crate::framing::Frame;
-use crate::position::{FileId, Mark, Position};
+use crate::position::{line_hash, FileId, Mark, Position};
 use crate::record::{Mapper, Origin, Reject};
 use crate::sink::{Batch, Dest, Outgoing, Sink};
 
@@ -148,7 +148,8 @@ impl Router {
                 self.id_prefix = self.id.len();
             }
             self.id.truncate(self.id_prefix);
-            let _ = write!(self.id, "{}", mark.offset);
+            let hash = line_hash(frame.bytes());
+            let _ = write!(self.id, "{}#{hash:016x}", mark.offset);
             self.id.as_str()
         });
         // Only a file offset means something to a consumer.

@@ -23,7 +23,7 @@ use anyhow::{bail, Context as _, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::position::{FileId, Written};
+use crate::position::{FileId, Window, Written};
 
 /// Format version of the state file; bump when the layout changes.
 /// Version 2 added `draining` and the head identity; version 1 still
@@ -41,6 +41,9 @@ pub struct State {
     pub file: FileId,
     /// Every line before this offset was delivered.
     pub offset: u64,
+    /// The bytes before `offset`, to prove the file still holds them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
     /// Older files still read beside `file` (rotated away while a writer
     /// kept writing to them), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -58,6 +61,18 @@ pub struct Resume {
     pub file: FileId,
     /// Its delivered offset.
     pub offset: u64,
+    /// The bytes before `offset`, to prove the file still holds them
+    /// (states saved before windows existed have none: no proof asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+}
+
+impl Resume {
+    /// Whether `file` (found as this one) holds the bytes delivered
+    /// before the offset.
+    pub fn proven_in(&self, file: &File) -> bool {
+        self.window.is_none_or(|w| w.matches(file, self.offset))
+    }
 }
 
 /// The state file of one followed path.
@@ -190,6 +205,7 @@ mod tests {
             path: "/var/log/a/Master.csv".into(),
             file: FileId::of(&fs::metadata(".").unwrap()),
             offset: 42,
+            window: None,
             draining: Vec::new(),
             written: None,
         };

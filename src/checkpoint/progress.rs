@@ -11,21 +11,24 @@
 //! file or to compute the state; the disk write (with its fsyncs) runs
 //! outside it, so a slow disk never holds up reading.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 
 use super::{Lock, ReadBack, Resume, State, Store, VERSION};
 use crate::acker::Tracker;
-use crate::position::FileId;
+use crate::position::{FileId, Window};
 use crate::sync::lock;
 
 /// One file read in this run, by generation.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Tracked {
     generation: u32,
     id: FileId,
+    /// The open file, to read the [`Window`] before a saved offset.
+    file: Option<Arc<File>>,
     /// The offset reading started at (nothing before it is in flight).
     start: u64,
     /// Where reading ended when the file was let go.
@@ -100,15 +103,18 @@ impl Progress {
         self.store.saved_at()
     }
 
-    /// Reading `id` started at `start` as `generation` (again when its
-    /// identity grew: the head is read as the file fills).
-    pub fn opened(&self, generation: u32, id: FileId, start: u64) {
+    /// Reading `id` (open as `file`) started at `start` as `generation`
+    /// (again when its identity grew: the head is read as the file fills).
+    pub fn opened(&self, generation: u32, id: FileId, start: u64, file: &File) {
         let mut table = lock(&self.table);
         match table.files.iter_mut().find(|f| f.generation == generation) {
             Some(known) => known.id = id,
             None => table.files.push(Tracked {
                 generation,
                 id,
+                // Without its own descriptor the file's offsets are saved
+                // without proof, as before windows existed.
+                file: file.try_clone().ok().map(Arc::new),
                 start,
                 end: None,
             }),
@@ -172,18 +178,22 @@ impl Progress {
         if why != Save::Start && table.saved.is_none() && !table.files.iter().any(moved) {
             return None;
         }
+        let resume = |f: &Tracked| {
+            let offset = delivered(f);
+            Resume {
+                file: f.id,
+                offset,
+                window: f.file.as_ref().and_then(|file| Window::read(file, offset)),
+            }
+        };
+        let current = resume(newest);
         let state = State {
             version: VERSION,
             path: self.followed.clone(),
-            file: newest.id,
-            offset: delivered(newest),
-            draining: older
-                .iter()
-                .map(|f| Resume {
-                    file: f.id,
-                    offset: delivered(f),
-                })
-                .collect(),
+            file: current.file,
+            offset: current.offset,
+            window: current.window,
+            draining: older.iter().map(resume).collect(),
             written,
         };
         (table.saved.as_ref() != Some(&state)).then_some(state)
@@ -233,7 +243,8 @@ mod tests {
             ..FileId::of(&std::fs::metadata(".").unwrap())
         };
         let at = |generation, offset| Some(Mark { generation, offset });
-        progress.opened(0, id(10), 100);
+        let file = tempfile::tempfile().unwrap();
+        progress.opened(0, id(10), 100, &file);
         progress.save(&tracker, false).unwrap();
         assert_eq!(
             progress.load().unwrap(),
@@ -242,7 +253,7 @@ mod tests {
         );
 
         let old = tracker.begin(at(0, 150), false, 1);
-        progress.opened(1, id(11), 0);
+        progress.opened(1, id(11), 0, &file);
         let new = tracker.begin(at(1, 30), false, 1);
         // The writer still appends to the rotated file.
         let old_tail = tracker.begin(at(0, 170), false, 1);
@@ -256,7 +267,9 @@ mod tests {
             saved.draining,
             [Resume {
                 file: id(10),
-                offset: 150
+                offset: 150,
+                // The test's file holds no bytes to prove.
+                window: None,
             }]
         );
 

@@ -46,9 +46,16 @@ pub fn value_hash(value: &[u8]) -> u64 {
 impl Found {
     /// The id's file part and line offset.
     fn line(&self) -> Option<(&str, u64)> {
-        let (file, offset) = self.id.rsplit_once('@')?;
+        let (file, offset) = place(&self.id).rsplit_once('@')?;
         Some((file, offset.parse().ok()?))
     }
+}
+
+/// A line's id without the hash of its bytes (`#...`, which ids sent by
+/// older versions lack): the value hash already tells lines at one place
+/// apart, so found messages of either kind match lines read again.
+fn place(id: &str) -> &str {
+    id.split_once('#').map_or(id, |(place, _)| place)
 }
 
 /// What the last run saved for the read-back.
@@ -90,7 +97,9 @@ impl Recovered {
         let found: Vec<Found> = found.into_iter().filter(|f| f.line().is_some()).collect();
         let mut skip: HashMap<String, Vec<u64>> = HashMap::new();
         for f in &found {
-            skip.entry(f.id.clone()).or_default().push(f.value);
+            skip.entry(place(&f.id).to_owned())
+                .or_default()
+                .push(f.value);
         }
         Recovered {
             skip: Mutex::new(skip),
@@ -102,6 +111,7 @@ impl Recovered {
     /// each found message answers yes once. A line with the id of a found
     /// message and another value is not it (and leaves it to be met).
     pub fn take(&self, id: &str, value: &[u8]) -> bool {
+        let id = place(id);
         let mut skip = lock(&self.skip);
         let Some(hashes) = skip.get_mut(id) else {
             return false;
@@ -170,7 +180,8 @@ impl ReadBack {
                 }),
             }
         }
-        for p in self.recovered.ahead(delivered) {
+        let ahead = self.recovered.ahead(delivered);
+        for &p in &ahead {
             // A partition not listed is read from its start anyway.
             if let Some(f) = from
                 .iter_mut()
@@ -179,7 +190,11 @@ impl ReadBack {
                 f.offset = f.offset.min(p.offset);
             }
         }
-        Written { clean, from }
+        // Found lines still ahead are read back again at the next start.
+        Written {
+            clean: clean && ahead.is_empty(),
+            from,
+        }
     }
 }
 
@@ -230,6 +245,30 @@ mod tests {
         assert_eq!((w.start_in("cdr", 0), w.clean), (Some(11), true));
     }
 
+    /// A run that read back lines already in Kafka and stopped before
+    /// re-reading past them did not stop clean: the next start must read
+    /// back again, or it sends them a second time (issue 25, defect 9).
+    #[test]
+    fn a_stop_with_a_found_line_still_ahead_is_not_clean() {
+        let found = Found {
+            id: "1:2:00000000000000aa@40#00000000000000ff".into(),
+            value: value_hash(b"call 1"),
+            placed: at(false, 0, 7),
+        };
+        let read_back = ReadBack {
+            topics: ["cdr".into(), "cdr.rejects".into()],
+            base: Vec::new(),
+            recovered: std::sync::Arc::new(Recovered::new(vec![found])),
+            fresh: false,
+        };
+        let file = |delivered| move |f: &str| (f == "1:2:00000000000000aa").then_some(delivered);
+        let every_line_settled = true;
+        let w = read_back.written(&[], file(20), every_line_settled);
+        assert!(!w.clean, "the found line at 40 is ahead of 20");
+        let w = read_back.written(&[], file(40), every_line_settled);
+        assert!(w.clean, "passed");
+    }
+
     #[test]
     fn a_new_line_with_an_old_lines_id_is_not_skipped() {
         let found = Found {
@@ -238,7 +277,7 @@ mod tests {
             placed: at(false, 0, 7),
         };
         let recovered = Recovered::new(vec![found]);
-        assert!(!recovered.take("1:2:00000000000000aa@40", b"new call"));
+        assert!(!recovered.take("1:2:00000000000000aa@40#0123", b"new call"));
         assert!(
             recovered.take("1:2:00000000000000aa@40", b"old call"),
             "the old line, read again after the new one, is still found"

@@ -130,7 +130,7 @@ fn own_files(state: Option<&State>, followed: &Path) -> HashSet<(u64, u64)> {
     files
 }
 
-/// Device and inode named by a `cdrship.id` (`dev:ino:fingerprint@offset`).
+/// Device and inode named by a `cdrship.id` (`dev:ino:fingerprint@offset#linehash`).
 fn file_of(id: &str) -> Option<(u64, u64)> {
     let mut parts = id.split(':');
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))

@@ -73,6 +73,45 @@ impl FileId {
     }
 }
 
+/// The bytes just before a saved offset (at most [`HEAD_BYTES`]), which
+/// prove that a file resumed there still holds what was delivered up to
+/// it. A file that lost its unsynced tail in a power loss and was written
+/// again past the offset keeps its inode and head, but not these bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// How many bytes before the offset.
+    pub len: u32,
+    /// FNV-1a of them.
+    pub hash: u64,
+}
+
+impl Window {
+    /// The window of `file` before `offset`; `None` if the file no longer
+    /// holds that many bytes.
+    pub fn read(file: &fs::File, offset: u64) -> Option<Window> {
+        let len = offset.min(HEAD_BYTES as u64);
+        let bytes = read_before(file, offset, len)?;
+        Some(Window {
+            len: len as u32,
+            hash: fnv(&bytes),
+        })
+    }
+
+    /// Whether `file` holds this window before `offset`.
+    pub fn matches(&self, file: &fs::File, offset: u64) -> bool {
+        let len = u64::from(self.len);
+        len <= offset && read_before(file, offset, len).is_some_and(|b| fnv(&b) == self.hash)
+    }
+}
+
+/// The `len` bytes of `file` before `offset`.
+fn read_before(file: &fs::File, offset: u64, len: u64) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt as _;
+    let mut bytes = vec![0; usize::try_from(len).ok()?];
+    file.read_exact_at(&mut bytes, offset - len).ok()?;
+    Some(bytes)
+}
+
 /// Stable text for message headers: `dev:ino:fingerprint`.
 impl std::fmt::Display for FileId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,6 +136,31 @@ pub fn fingerprint(head: &[u8], limit: usize) -> Option<u64> {
     Some(fnv(first))
 }
 
+/// A hash of a line's bytes, the last part of its message id: two
+/// different lines at the same offset of files with the same identity (a
+/// header file rewritten on its inode) never share an id, and the same
+/// line read again (a replay) has the same one. Eight bytes a step with
+/// fixed constants, so it is the same in every run and release, then
+/// MurmurHash3's finaliser so that every input bit reaches every output
+/// bit.
+pub fn line_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let step = |hash: u64, word: u64| (hash.rotate_left(5) ^ word).wrapping_mul(K);
+    let mut words = bytes.chunks_exact(8);
+    let mut hash = (bytes.len() as u64).wrapping_mul(K);
+    for word in &mut words {
+        hash = step(hash, u64::from_le_bytes(word.try_into().expect("8 bytes")));
+    }
+    let mut tail = [0u8; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    hash = step(hash, u64::from_le_bytes(tail));
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^ (hash >> 33)
+}
+
 /// FNV-1a: tiny, and stable across Rust releases (unlike DefaultHasher).
 fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
@@ -107,6 +171,44 @@ fn fnv(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_proves_the_bytes_before_an_offset() {
+        use std::io::Write as _;
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"cdr 1\ncdr 2\ncdr 3\n").unwrap();
+        let window = Window::read(&file, 12).unwrap();
+        assert_eq!(window.len, 12);
+        assert!(window.matches(&file, 12));
+        assert!(!window.matches(&file, 18), "other bytes");
+        // Shrunk at a line boundary, then written again past the offset.
+        file.set_len(6).unwrap();
+        assert!(!window.matches(&file, 12), "too short");
+        assert_eq!(Window::read(&file, 12), None);
+        file.write_all(b"new 1\nnew 2\n").unwrap();
+        assert!(!window.matches(&file, 12), "new bytes before the offset");
+    }
+
+    #[test]
+    fn the_line_hash_is_fixed_and_tells_lines_apart() {
+        // Fixed across runs and releases: ids in Kafka are compared with
+        // ids of lines read again by later versions.
+        assert_eq!(line_hash(b""), 0);
+        assert_eq!(line_hash(b"call 1"), line_hash(b"call 1"));
+        let lines = [
+            &b"call 1"[..],
+            b"call 2",
+            b"call 1\0",
+            b"2026-12-07 10:00:00,+74950000001",
+            b"2026-12-07 10:00:00,+74950000002",
+            b"12345678",
+            b"123456789",
+        ];
+        let mut hashes: Vec<u64> = lines.iter().map(|l| line_hash(l)).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        assert_eq!(hashes.len(), lines.len());
+    }
 
     #[test]
     fn fingerprint_is_the_first_line_and_tells_files_apart() {

@@ -8,7 +8,7 @@
 mod identity;
 mod kafka;
 
-pub use identity::{FileId, HEAD_BYTES};
+pub use identity::{line_hash, FileId, Window, HEAD_BYTES};
 pub use kafka::{PartitionFrom, Placed, Written};
 
 /// A position: which opened file (generation) or spool segment (its

@@ -8,7 +8,7 @@ use crate::position::Mark;
 pub const REJECT_REASON_HEADER: &str = "cdrship.reject.reason";
 
 /// Header with a line's stable idempotency id, its place: in file mode
-/// `dev:ino:fingerprint@offset`, for a spooled line with `--exactly-once`
+/// `dev:ino:fingerprint@offset#linehash`, for a spooled line with `--exactly-once`
 /// `spool:dev:ino:segment@offset`; consumers can drop replays by it.
 pub const ID_HEADER: &str = "cdrship.id";
 

@@ -124,6 +124,7 @@ mod tests {
             path: segment_path(dir.path(), 42),
             file: id,
             offset: 17,
+            window: None,
             draining: Vec::new(),
             written: None,
         };

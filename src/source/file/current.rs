@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{Seek as _, SeekFrom};
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::{Context as _, Result};
 
@@ -20,6 +21,9 @@ pub(super) struct Current {
     pub(super) framer: Framer,
     /// The first bytes of the file (up to [`HEAD_BYTES`]).
     pub(super) head: Vec<u8>,
+    /// When reading this generation began: files rotated in after it
+    /// and not seen are found by their times (see `missed`).
+    pub(super) since: SystemTime,
 }
 
 impl Current {
@@ -43,6 +47,7 @@ impl Current {
             generation,
             framer: Framer::new(max_line, 0, 0),
             head: Vec::new(),
+            since: SystemTime::now(),
         };
         current.refresh_head()?;
         Ok(Some((current, meta.len())))

@@ -24,6 +24,7 @@ use crate::route::Router;
 
 mod copy;
 mod current;
+mod missed;
 mod reader;
 mod resolve;
 mod resume;
@@ -32,6 +33,7 @@ mod rotated;
 pub use resolve::resolve;
 
 use current::{directory_of, end_of_last_line, path_state, truncated, Current, PathState};
+use missed::Late;
 use reader::read_available;
 use rotated::Rotated;
 
@@ -125,7 +127,7 @@ pub async fn run(
     learn_header(&mut current, router);
     if let Some(p) = progress {
         for file in rotated.iter().map(|r| &r.file).chain([&current]) {
-            p.opened(file.generation, file.id, file.framer.offset());
+            p.opened(file.generation, file.id, file.framer.offset(), &file.file);
         }
         p.started(tracker)?;
     }
@@ -145,15 +147,22 @@ pub async fn run(
                 if let Some(p) = progress {
                     p.closed(current.generation, end);
                 }
+                let late = Late {
+                    path: cfg.path,
+                    since: current.since,
+                    max_line: cfg.max_line,
+                };
+                late.find(&mut generation, &current, &mut rotated, router, progress)?;
                 // Offsets restart: a new generation keeps positions unambiguous.
                 current.generation = generation;
+                current.since = std::time::SystemTime::now();
                 generation += 1;
                 current.seek(0)?;
                 current.head.clear();
                 current.refresh_head()?;
                 router.expect_header();
                 if let Some(p) = progress {
-                    p.opened(current.generation, current.id, 0);
+                    p.opened(current.generation, current.id, 0, &current.file);
                 }
             }
         }
@@ -172,20 +181,32 @@ pub async fn run(
             // Lines appended to the old file before the rename are read
             // first; it is read on while it grows (a writer may hold it).
             read_available(&mut current, router, stop).await?;
-            if let Some((next, _)) = Current::open(cfg.path, generation, cfg.max_line)? {
+            if std::fs::metadata(cfg.path).is_ok() {
+                // Read in this order: the old file, any rotated in and away
+                // since it was opened, then the new one.
+                let late = Late {
+                    path: cfg.path,
+                    since: current.since,
+                    max_line: cfg.max_line,
+                };
+                let old_at = rotated.len();
+                late.find(&mut generation, &current, &mut rotated, router, progress)?;
+                let Some((next, _)) = Current::open(cfg.path, generation, cfg.max_line)? else {
+                    continue;
+                };
                 generation += 1;
                 info!(
                     "{}: rotated; now reading the new file (and the old one while it grows)",
                     cfg.path.display()
                 );
                 let old = std::mem::replace(&mut current, next);
-                rotated.push(Rotated::new(
-                    old,
-                    router.for_source(router.label().to_owned()),
-                ));
+                rotated.insert(
+                    old_at,
+                    Rotated::new(old, router.for_source(router.label().to_owned())),
+                );
                 router.expect_header();
                 if let Some(p) = progress {
-                    p.opened(current.generation, current.id, 0);
+                    p.opened(current.generation, current.id, 0, &current.file);
                 }
                 last_growth = tokio::time::Instant::now();
                 continue;
@@ -232,7 +253,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 fn note_heads(progress: Option<&Progress>, current: &Current, rotated: &[Rotated]) {
     if let Some(p) = progress {
         for file in rotated.iter().map(|r| &r.file).chain([current]) {
-            p.opened(file.generation, file.id, 0);
+            p.opened(file.generation, file.id, 0, &file.file);
         }
     }
 }

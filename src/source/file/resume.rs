@@ -54,6 +54,7 @@ pub(super) fn open(
         let main = Resume {
             file: s.file,
             offset: s.offset,
+            window: s.window,
         };
         s.draining.iter().copied().chain([main]).collect()
     });
@@ -63,6 +64,19 @@ pub(super) fn open(
                 .filter(|(c, len)| c.id.same_file(&entry.file, &c.head) && entry.offset <= *len),
             Some(_) => None,
         };
+        let mut unproven = false;
+        let at_path = at_path.filter(|(c, _)| {
+            let proven = entry.proven_in(&c.file);
+            unproven = !proven;
+            if !proven {
+                warn!(
+                    "{}: the bytes before the saved byte {} are not the ones delivered (the file shrank and was written again while cdrship was stopped: a power loss?); it is read from the start, and lines sent before are sent again with the ids they had",
+                    path.display(),
+                    entry.offset
+                );
+            }
+            proven
+        });
         if let Some((mut current, _)) = at_path {
             *generation += 1;
             current.seek(entry.offset)?;
@@ -85,6 +99,8 @@ pub(super) fn open(
                 resumed.rotated.push(current);
                 found.push(rotated);
             }
+            // Said above: the file is there, but not as it was.
+            None if unproven => {}
             None => warn!(
                 "{}: the saved file ({}, byte {}) is gone and no sibling holds its content (rotated away or truncated while stopped); its unsent lines cannot be read",
                 path.display(),
@@ -140,7 +156,10 @@ fn find_rotated(
         let Some((current, len)) = Current::open(&candidate, generation, max_line)? else {
             continue;
         };
-        if len < entry.offset || !entry.file.head_matches(&current.head) {
+        if len < entry.offset
+            || !entry.file.head_matches(&current.head)
+            || !entry.proven_in(&current.file)
+        {
             continue;
         }
         if current.id.same_inode(&entry.file) {
@@ -195,20 +214,9 @@ fn rotated_since(
             _ => false,
         }
     };
-    let (Ok(dir), Some(base)) = (std::fs::read_dir(directory_of(path)), path.file_name()) else {
-        return Ok(Vec::new());
-    };
-    let base = base.to_string_lossy().into_owned();
-    let mut between: Vec<_> = dir
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| !is_followed(p, path) && !since.found.contains(p) && p.is_file())
-        .filter(|p| {
-            let name = p.file_name().unwrap_or_default().to_string_lossy();
-            name.starts_with(&base) && !super::copy::compressed(&name)
-        })
-        .filter(|p| new_since_stop(p))
-        .filter_map(|p| Some((modified(&p)?, p)))
+    let mut between: Vec<_> = super::missed::generations(path)
+        .into_iter()
+        .filter(|(_, p)| !since.found.contains(p) && new_since_stop(p))
         .collect();
     between.sort();
     let mut opened = Vec::new();

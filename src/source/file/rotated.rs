@@ -71,7 +71,7 @@ pub(super) async fn drain(
         done.router.flush().await;
         debug!("a rotated file was quiet for {grace:?}; let go at byte {end}");
         if let Some(p) = progress {
-            p.opened(done.file.generation, done.file.id, end);
+            p.opened(done.file.generation, done.file.id, end, &done.file.file);
             p.closed(done.file.generation, end);
         }
     }

@@ -1,0 +1,129 @@
+//! Rotations seen late. While reading is paused (Kafka down and the
+//! producer queue full, or the process stopped) logrotate may run more
+//! than once: the generations between the file being read and the one
+//! now at the path were rotated in and away unseen (`create`: B is
+//! `Master.csv.1` by the time cdrship finishes A; `copytruncate`: B is
+//! only in the second copy). They are found as rotations while cdrship
+//! was stopped are: siblings named after the followed file, not
+//! compressed, modified since cdrship opened the file it was reading, and
+//! holding none of the content it knows (not a file it reads, nor a copy
+//! of one). Oldest first, each is read whole before the new file.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+
+use super::copy::compressed;
+use super::current::{directory_of, is_followed, read_head, Current};
+use super::rotated::Rotated;
+use crate::checkpoint::Progress;
+use crate::position::FileId;
+use crate::route::Router;
+
+/// File timestamps come from a coarse clock (a few ms behind the time a
+/// file was opened at): a generation written right after that still counts.
+const CLOCK_SLACK: Duration = Duration::from_millis(20);
+
+/// The siblings of `path` that are generations of it: regular files
+/// named after it (`Master.csv.1`, `Master.csv-20261207`), not compressed,
+/// not the path itself; with their modification times.
+pub(super) fn generations(path: &Path) -> Vec<(SystemTime, PathBuf)> {
+    let (Ok(dir), Some(base)) = (std::fs::read_dir(directory_of(path)), path.file_name()) else {
+        return Vec::new();
+    };
+    let base = base.to_string_lossy().into_owned();
+    dir.flatten()
+        .filter_map(|entry| {
+            let candidate = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_followed(&candidate, path) || !name.starts_with(&base) || compressed(&name) {
+                return None;
+            }
+            // Through a symlink too: logrotate's own files are regular.
+            let meta = std::fs::metadata(&candidate).ok()?;
+            Some((meta.modified().ok()?, candidate)).filter(|_| meta.is_file())
+        })
+        .collect()
+}
+
+/// The generations of `path` rotated in and away since `since` (when the
+/// file being read was opened) that are none of `known` (the files read,
+/// by inode and head), oldest first, opened as generations numbered from
+/// `generation`.
+fn between(
+    path: &Path,
+    since: SystemTime,
+    known: &[(&FileId, &[u8])],
+    generation: u32,
+    max_line: usize,
+) -> Result<Vec<(PathBuf, Current)>> {
+    let since = since.checked_sub(CLOCK_SLACK).unwrap_or(since);
+    let mut between: Vec<_> = generations(path)
+        .into_iter()
+        .filter(|(modified, _)| *modified >= since)
+        .collect();
+    between.sort();
+    let mut opened = Vec::new();
+    for (_, candidate) in between {
+        let number = generation + opened.len() as u32;
+        let Some((current, _)) = Current::open(&candidate, number, max_line)? else {
+            continue;
+        };
+        let head = read_head(&current.file)?;
+        let read_already = known.iter().any(|(id, known_head)| {
+            id.same_inode(&current.id) || (!known_head.is_empty() && head.starts_with(known_head))
+        });
+        if !read_already {
+            opened.push((candidate, current));
+        }
+    }
+    Ok(opened)
+}
+
+/// Where to look for generations missed, and since when.
+pub(super) struct Late<'a> {
+    /// The followed path.
+    pub(super) path: &'a Path,
+    /// When the file being read was opened.
+    pub(super) since: SystemTime,
+    /// Longest line.
+    pub(super) max_line: usize,
+}
+
+impl Late<'_> {
+    /// Queue the generations missed since `current` was opened (none of
+    /// `current` and `rotated`) to be read whole after the files in
+    /// `rotated`, numbered from `generation` on.
+    pub(super) fn find(
+        &self,
+        generation: &mut u32,
+        current: &Current,
+        rotated: &mut Vec<Rotated>,
+        router: &Router,
+        progress: Option<&Progress>,
+    ) -> Result<()> {
+        let mut known: Vec<(&FileId, &[u8])> = rotated
+            .iter()
+            .map(|r| (&r.file.id, &r.file.head[..]))
+            .collect();
+        known.push((&current.id, &current.head));
+        let found = between(self.path, self.since, &known, *generation, self.max_line)?;
+        for (path, file) in found {
+            *generation += 1;
+            warn!(
+                "{}: {} was rotated in and away while reading was paused; reading it whole",
+                self.path.display(),
+                path.display()
+            );
+            if let Some(p) = progress {
+                p.opened(file.generation, file.id, 0, &file.file);
+            }
+            rotated.push(Rotated::new(
+                file,
+                router.for_source(router.label().to_owned()),
+            ));
+        }
+        Ok(())
+    }
+}
