@@ -21,6 +21,9 @@ fn rewind(f: &Followed, offset: usize, written: Option<serde_json::Value>) {
     let path = f.state_file();
     let mut state: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
     state["offset"] = offset.into();
+    // The window proves the bytes before the saved offset: a state saved
+    // at `offset` would hold other ones; saved without, none is asked.
+    state.as_object_mut().unwrap().remove("window");
     match written {
         Some(written) => state["written"] = written,
         None => {

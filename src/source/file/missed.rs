@@ -6,11 +6,12 @@
 //! only in the second copy). They are found as rotations while cdrship
 //! was stopped are: siblings named after the followed file, not
 //! compressed, modified since cdrship opened the file it was reading, and
-//! holding none of the content it knows (not a file it reads, nor a copy
-//! of one). Oldest first, each is read whole before the new file.
+//! holding none of the content it knows (not a file it reads or has read,
+//! nor a copy of one). Oldest first, each is read whole before the new
+//! file.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::Result;
 
@@ -18,12 +19,34 @@ use super::copy::compressed;
 use super::current::{directory_of, is_followed, read_head, Current};
 use super::rotated::Rotated;
 use crate::checkpoint::Progress;
-use crate::position::FileId;
+use crate::position::{FileId, HEAD_BYTES};
 use crate::route::Router;
 
-/// File timestamps come from a coarse clock (a few ms behind the time a
-/// file was opened at): a generation written right after that still counts.
-const CLOCK_SLACK: Duration = Duration::from_millis(20);
+/// Finished generations remembered: more rotations than a pause can span.
+const REMEMBERED: usize = 64;
+
+/// The generations this run finished reading, by identity and head.
+#[derive(Default)]
+pub(super) struct Finished(Vec<(FileId, Vec<u8>)>);
+
+impl Finished {
+    /// `file` was read to its end and let go.
+    pub(super) fn note(&mut self, file: &Current) {
+        if self.0.len() == REMEMBERED {
+            self.0.remove(0);
+        }
+        self.0.push((file.id, file.head.clone()));
+    }
+
+    /// Whether a file with `id` and `head` is one of them (renamed on, or
+    /// written on by a writer that held it), or a copy of one whose whole
+    /// head is known (a shorter head could be a new file's header line).
+    fn knows(&self, id: &FileId, head: &[u8]) -> bool {
+        self.0.iter().any(|(known, known_head)| {
+            head.starts_with(known_head) && (known.same_inode(id) || known_head.len() == HEAD_BYTES)
+        })
+    }
+}
 
 /// The siblings of `path` that are generations of it: regular files
 /// named after it (`Master.csv.1`, `Master.csv-20261207`), not compressed,
@@ -48,20 +71,20 @@ pub(super) fn generations(path: &Path) -> Vec<(SystemTime, PathBuf)> {
 }
 
 /// The generations of `path` rotated in and away since `since` (when the
-/// file being read was opened) that are none of `known` (the files read,
-/// by inode and head), oldest first, opened as generations numbered from
-/// `generation`.
+/// file being read was opened) that are none of `reading` (the files
+/// being read, by inode and head) and none of `finished`, oldest first,
+/// opened as generations numbered from `generation`. File times lag the
+/// clock a little, never lead it: a copy made before `since` is older.
 fn between(
     path: &Path,
     since: SystemTime,
-    known: &[(&FileId, &[u8])],
-    generation: u32,
-    max_line: usize,
+    reading: &[(&FileId, &[u8])],
+    finished: &Finished,
+    (generation, max_line): (u32, usize),
 ) -> Result<Vec<(PathBuf, Current)>> {
-    let since = since.checked_sub(CLOCK_SLACK).unwrap_or(since);
     let mut between: Vec<_> = generations(path)
         .into_iter()
-        .filter(|(modified, _)| *modified >= since)
+        .filter(|(modified, _)| *modified > since)
         .collect();
     between.sort();
     let mut opened = Vec::new();
@@ -71,9 +94,11 @@ fn between(
             continue;
         };
         let head = read_head(&current.file)?;
-        let read_already = known.iter().any(|(id, known_head)| {
-            id.same_inode(&current.id) || (!known_head.is_empty() && head.starts_with(known_head))
-        });
+        let read_already = finished.knows(&current.id, &head)
+            || reading.iter().any(|(id, known_head)| {
+                id.same_inode(&current.id)
+                    || (!known_head.is_empty() && head.starts_with(known_head))
+            });
         if !read_already {
             opened.push((candidate, current));
         }
@@ -89,6 +114,8 @@ pub(super) struct Late<'a> {
     pub(super) since: SystemTime,
     /// Longest line.
     pub(super) max_line: usize,
+    /// The generations read to their end.
+    pub(super) finished: &'a Finished,
 }
 
 impl Late<'_> {
@@ -108,7 +135,8 @@ impl Late<'_> {
             .map(|r| (&r.file.id, &r.file.head[..]))
             .collect();
         known.push((&current.id, &current.head));
-        let found = between(self.path, self.since, &known, *generation, self.max_line)?;
+        let numbers = (*generation, self.max_line);
+        let found = between(self.path, self.since, &known, self.finished, numbers)?;
         for (path, file) in found {
             *generation += 1;
             warn!(

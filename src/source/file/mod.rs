@@ -33,7 +33,7 @@ mod rotated;
 pub use resolve::resolve;
 
 use current::{directory_of, end_of_last_line, path_state, truncated, Current, PathState};
-use missed::Late;
+use missed::{Finished, Late};
 use reader::read_available;
 use rotated::Rotated;
 
@@ -132,6 +132,7 @@ pub async fn run(
         p.started(tracker)?;
     }
 
+    let mut finished = Finished::default();
     let mut last_growth = tokio::time::Instant::now();
     loop {
         // Before reading: after copytruncate the old position may already
@@ -151,8 +152,10 @@ pub async fn run(
                     path: cfg.path,
                     since: current.since,
                     max_line: cfg.max_line,
+                    finished: &finished,
                 };
                 late.find(&mut generation, &current, &mut rotated, router, progress)?;
+                finished.note(&current);
                 // Offsets restart: a new generation keeps positions unambiguous.
                 current.generation = generation;
                 current.since = std::time::SystemTime::now();
@@ -168,7 +171,7 @@ pub async fn run(
         }
         // Rotated files first: what they hold was written before the new
         // file's lines, unless a writer still appends to them.
-        rotated::drain(&mut rotated, grace, progress, stop).await?;
+        rotated::drain(&mut rotated, grace, (progress, &mut finished), stop).await?;
         if read_available(&mut current, router, stop).await? {
             last_growth = tokio::time::Instant::now();
         }
@@ -188,6 +191,7 @@ pub async fn run(
                     path: cfg.path,
                     since: current.since,
                     max_line: cfg.max_line,
+                    finished: &finished,
                 };
                 let old_at = rotated.len();
                 late.find(&mut generation, &current, &mut rotated, router, progress)?;

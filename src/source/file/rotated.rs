@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::current::{truncated, Current};
+use super::missed::Finished;
 use super::reader::{finish, read_available};
 use crate::checkpoint::Progress;
 use crate::route::Router;
@@ -39,7 +40,7 @@ impl Rotated {
 pub(super) async fn drain(
     rotated: &mut Vec<Rotated>,
     grace: Duration,
-    progress: Option<&Progress>,
+    (progress, finished): (Option<&Progress>, &mut Finished),
     stop: &CancellationToken,
 ) -> Result<()> {
     let mut index = 0;
@@ -51,6 +52,7 @@ pub(super) async fn drain(
             let done = rotated.remove(index);
             let end = done.file.framer.offset();
             warn!("a rotated file still being read was truncated or overwritten at byte {end}; letting it go");
+            finished.note(&done.file);
             if let Some(p) = progress {
                 p.closed(done.file.generation, end);
             }
@@ -70,6 +72,7 @@ pub(super) async fn drain(
         let end = finish(&mut done.file, &mut done.router).await;
         done.router.flush().await;
         debug!("a rotated file was quiet for {grace:?}; let go at byte {end}");
+        finished.note(&done.file);
         if let Some(p) = progress {
             p.opened(done.file.generation, done.file.id, end, &done.file.file);
             p.closed(done.file.generation, end);
