@@ -142,7 +142,15 @@ impl Outcome {
         }
         match (&self.error, lost) {
             (None, 0) => {}
-            (None, lost) => error!("{lost} of {} lines not delivered: shutdown timeout", c.sent),
+            (None, lost) => match &self.keeper {
+                // Read, but the disk had no room for their records.
+                Keeper::Spool(dir) => error!(
+                    "{lost} of {} lines not delivered and lost: the spool {} could not write them by the shutdown timeout",
+                    c.sent,
+                    dir.display()
+                ),
+                _ => error!("{lost} of {} lines not delivered: shutdown timeout", c.sent),
+            },
             // Nothing lost, but reading failed.
             (Some(why), 0) if kept == 0 => error!("{why}"),
             (Some(why), 0) => error!("{kept} of {} lines not delivered: {why}", c.sent),

@@ -123,6 +123,15 @@ impl Tracker {
         UNPLACED | if sampled { self.stamp() } else { 0 }
     }
 
+    /// The position of the line of `ticket` while it is in flight; `None`
+    /// for a line without one.
+    fn mark_of(&self, ticket: u64) -> Option<Mark> {
+        if ticket & UNPLACED != 0 {
+            return None;
+        }
+        lock(&self.window).mark(ticket)
+    }
+
     /// Register a line whose mark `place` decides (the spool writes it),
     /// under the window's lock: marks are then in sequence order. Nothing
     /// is registered if `place` fails.

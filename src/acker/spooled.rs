@@ -53,14 +53,24 @@ impl Tracker {
     }
 
     /// Shutdown stopped waiting for the spool to take `line`. It was
-    /// read, so the spool keeps it beyond its limit; it is not produced
-    /// now, the next start sends it. If even that fails it is counted as
-    /// unspooled, which the outcome reports as lost.
+    /// read, so the spool keeps it beyond its limit if the disk has room
+    /// for its record now; it is not produced now, the next start sends
+    /// it. Otherwise it is counted as unspooled, which the outcome reports
+    /// as lost.
     pub fn give_up_unsent(&self, line: &Line<'_>) {
         let (rejected, bytes) = (line.rejected, line.bytes);
         if let Some(spool) = self.spool.as_ref().filter(|_| line.mark.is_none()) {
-            let kept = || spool.append_beyond_limit(line.frame, line.source).map(Some);
+            let mut spooled = None;
+            let kept = || {
+                spooled = Some(spool.append_beyond_limit(line.frame, line.source)?);
+                Ok::<_, AppendError>(spooled)
+            };
             if let Ok(seq) = self.begin_with(kept, rejected, bytes) {
+                // Kept only once its record is on disk.
+                if !spooled.is_some_and(|mark| spool.on_disk(mark)) {
+                    spool.abandon_unwritten();
+                    self.note(Note::Unspooled);
+                }
                 self.given_up(seq);
                 return;
             }
@@ -70,19 +80,36 @@ impl Tracker {
         self.given_up(seq);
     }
 
+    /// Whether the record of the line of `ticket` is written to the spool
+    /// (what was appended is written now); true for a line the spool does
+    /// not hold.
+    pub fn spooled_on_disk(&self, ticket: u64) -> bool {
+        let Some(spool) = &self.spool else {
+            return true;
+        };
+        self.mark_of(ticket).is_none_or(|mark| spool.on_disk(mark))
+    }
+
+    /// Shutdown gave up waiting for the disk to take spooled records: the
+    /// spool drops the ones not written and takes no more lines.
+    pub fn abandon_unspooled(&self) {
+        if let Some(spool) = &self.spool {
+            spool.abandon_unwritten();
+        }
+    }
+
+    /// Shutdown gave up on the line of `ticket` before it was produced:
+    /// kept if its record is on disk, lost (counted) if not.
+    pub fn give_up_spooling(&self, ticket: u64) {
+        if !self.spooled_on_disk(ticket) {
+            self.note(Note::Unspooled);
+        }
+        self.given_up(ticket);
+    }
+
     /// Whether lines without a position are spooled.
     pub fn spools(&self) -> bool {
         self.spool.is_some()
-    }
-
-    /// Write what was spooled; called before it is produced. A failure is
-    /// the spool's to log and retry (new lines wait for it); the lines
-    /// already spooled go on to Kafka, the point of the spool is to not
-    /// lose them.
-    pub fn write_spool(&self) {
-        if let Some(spool) = &self.spool {
-            let _ = spool.write();
-        }
     }
 
     /// Spool `frame`, the `--header` line of `source`: replay maps the

@@ -97,6 +97,12 @@ impl Window {
         (sent, moved)
     }
 
+    /// The position of line `seq`, while it is in flight.
+    pub(super) fn mark(&self, seq: u64) -> Option<Mark> {
+        let index = usize::try_from(seq.checked_sub(self.base)?).ok()?;
+        self.entries.get(index).map(|e| e.mark)
+    }
+
     /// Last position whose line and all lines before it were delivered.
     pub(super) fn watermark(&self) -> Option<Mark> {
         self.watermark

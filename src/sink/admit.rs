@@ -48,6 +48,45 @@ impl Sink {
         }
     }
 
+    /// Wait until the spool has written the record of the line of
+    /// `ticket` (and so of every line spooled before it): a line is
+    /// produced only once it is kept. A disk without room holds it, and
+    /// so the reading, back until deliveries free space. False when the
+    /// shutdown timeout came first: the spool dropped what it could not
+    /// write, and the caller gives the line up.
+    pub(super) async fn spooled(&self, ticket: u64) -> bool {
+        loop {
+            if self.tracker.spooled_on_disk(ticket) {
+                return true;
+            }
+            if self.abort.is_cancelled() {
+                self.tracker.abandon_unspooled();
+                return false;
+            }
+            tokio::select! {
+                () = self.tracker.wait_spool_room(Duration::from_secs(1)) => {}
+                () = self.abort.cancelled() => {}
+            }
+        }
+    }
+
+    /// [`spooled`](Self::spooled) for the lines of `batch`; when shutdown
+    /// gave up first, they are given up (lost if not on disk) and the
+    /// batch emptied.
+    pub(super) async fn batch_spooled(&self, batch: &mut Batch) -> bool {
+        let Some(last) = batch.tickets(0).last() else {
+            return true;
+        };
+        if self.spooled(last).await {
+            return true;
+        }
+        for ticket in batch.tickets(0) {
+            self.tracker.give_up_spooling(ticket);
+        }
+        batch.clear();
+        false
+    }
+
     /// Spool `line`, the `--header` line of `source` (stdin, a TCP
     /// connection), waiting for room as lines do: replay maps the source's
     /// lines by it.
@@ -85,6 +124,10 @@ impl Sink {
                 }
                 Err(error) => error,
             };
+            // Shutdown gave up waiting: the caller counts the line.
+            if self.abort.is_cancelled() {
+                return Err(error);
+            }
             if !waited {
                 warn!("{error}; reading paused until it takes lines again");
                 waited = true;

@@ -180,7 +180,9 @@ impl Sink {
                 value: Some(value),
             }));
         }
-        self.tracker.write_spool();
+        if !self.spooled(seq).await {
+            return self.tracker.give_up_spooling(seq);
+        }
         let mut record = BaseRecord::with_opaque_to(topic, seq as usize).payload(msg.value);
         if let Some(key) = msg.key {
             record = record.key(key);
@@ -236,10 +238,12 @@ impl Sink {
         if batch.is_empty() {
             return;
         }
+        if !self.batch_spooled(batch).await {
+            return;
+        }
         if batch.has_ids() {
             return self.flush_with_ids(batch).await;
         }
-        self.tracker.write_spool();
         let mut from = 0;
         while from < batch.len() {
             let refused = |ticket, error| {

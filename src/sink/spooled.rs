@@ -47,10 +47,9 @@ impl Sink {
         }
     }
 
-    /// Produce the lines of `batch`, which carry ids, one by one after
-    /// one spool write; empty it.
+    /// Produce the lines of `batch`, which carry ids, one by one (their
+    /// records are written, one spool write for all); empty it.
     pub(super) async fn flush_with_ids(&self, batch: &mut Batch) {
-        self.tracker.write_spool();
         for line in batch.lines() {
             let mut record = BaseRecord::with_opaque_to(self.topic.as_str(), line.ticket as usize)
                 .payload(line.value);

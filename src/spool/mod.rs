@@ -11,16 +11,18 @@
 //! the [`Backlog`], produced before any new line.
 //!
 //! Appends are collected and written with one `write(2)` per batch, which
-//! the sink does before it produces that batch: a line reaches the kernel
-//! before it reaches the producer, so a SIGKILL never loses a line that was
-//! produced and not yet acknowledged. Records are fsynced every second by
-//! the pipeline: a power loss can tear the last ones, which the checksum
-//! catches on replay.
+//! the sink does before it produces that batch: a line is produced only
+//! once its record reached the kernel, so a SIGKILL never loses a line that
+//! was produced and not yet acknowledged, and a write the disk refuses
+//! holds the batch (and the reading) back until there is room. Records are
+//! fsynced within a second by the pipeline: a power loss can tear the last
+//! ones, which the checksum catches on replay.
 
 mod delivered;
 mod exactly;
 mod record;
 mod replay;
+mod room;
 mod segment;
 mod writer;
 
@@ -36,6 +38,7 @@ use tokio::sync::Notify;
 
 use delivered::Delivered;
 pub use replay::{Backlog, Replayed};
+use room::Reserve;
 use segment::{list, remove, segment_path};
 use writer::Writer;
 
@@ -44,16 +47,14 @@ use crate::framing::Frame;
 use crate::position::Mark;
 use crate::sync::lock;
 
-/// Largest segment; the spool frees space a segment at a time.
-const SEGMENT_BYTES: u64 = 4 << 20;
-
 /// Why a line could not be spooled (yet).
 #[derive(Debug)]
 pub enum AppendError {
     /// `--spool-max-bytes` reached: wait for deliveries to free segments.
     Full,
     /// Writing failed (disk full, I/O error), and appended records still
-    /// wait to be written: retry later.
+    /// wait to be written: retry later. Or, after the shutdown timeout
+    /// dropped what the disk refused, for good.
     Io(std::io::Error),
 }
 
@@ -73,6 +74,9 @@ struct Inner {
     committed: Option<Mark>,
     /// The record saved last (a save that changes nothing is skipped).
     saved: Option<Delivered>,
+    /// The shutdown timeout dropped records the disk refused: no more
+    /// lines are taken (their marks must name no later record).
+    abandoned: bool,
     /// The `--header` line of each source still reading, as encoded
     /// records: each new segment starts with them, so replay from any
     /// segment maps a source's lines by its own header.
@@ -89,6 +93,8 @@ pub struct Spool {
     inner: Mutex<Inner>,
     /// Held while the delivered position is saved.
     saving: Mutex<()>,
+    /// Space kept for saving the position on a full disk.
+    reserve: Reserve,
     /// Set while an append was refused for space; cleared when space frees.
     full: AtomicBool,
     freed: Notify,
@@ -159,15 +165,17 @@ impl Spool {
             dir: dir.to_owned(),
             store,
             max_bytes,
-            segment_bytes: (max_bytes / 8).clamp(64 << 10, SEGMENT_BYTES),
+            segment_bytes: room::segment_bytes(dir, max_bytes),
             inner: Mutex::new(Inner {
                 writer: Writer::new(dir, segments, next),
                 scratch: Vec::new(),
                 committed,
                 saved,
+                abandoned: false,
                 headers: HashMap::new(),
             }),
             saving: Mutex::new(()),
+            reserve: Reserve::new(dir),
             full: AtomicBool::new(false),
             freed: Notify::new(),
             added: Notify::new(),
@@ -176,6 +184,7 @@ impl Spool {
             previous,
             read_back: None,
         };
+        spool.reserve.keep();
         Ok((spool, backlog))
     }
 
@@ -213,6 +222,10 @@ impl Spool {
     ) -> Result<Mark, AppendError> {
         let mut inner = lock(&self.inner);
         let inner = &mut *inner;
+        if inner.abandoned {
+            let gone = "the disk had no room for the spool by the shutdown timeout";
+            return Err(AppendError::Io(std::io::Error::other(gone)));
+        }
         if inner.writer.failing {
             inner.writer.write_pending().map_err(AppendError::Io)?;
         }
@@ -242,12 +255,6 @@ impl Spool {
         self.added.notified().await;
     }
 
-    /// Write the appended records (one `write(2)` for all of them). The
-    /// sink calls this before it produces them.
-    pub fn write(&self) -> std::io::Result<()> {
-        lock(&self.inner).writer.write_pending()
-    }
-
     /// The spool's lock, to watch.
     pub fn lock(&self) -> &Lock {
         &self.lock
@@ -266,15 +273,19 @@ impl Spool {
             let Some(mark) = mark.or(inner.committed) else {
                 return Ok(());
             };
-            let segment = inner.writer.segment(mark.generation);
-            let segment = segment.expect("a delivered mark's segment is kept until committed");
+            // A watermark's segment is kept until a save passes it; the
+            // position loaded at start may name one deleted before a
+            // crash (see `save`): then nothing new is known to save.
+            let Some(segment) = inner.writer.segment(mark.generation) else {
+                return Ok(());
+            };
             let record = Delivered::new(mark, &segment, self.written(mark, settled));
             if inner.saved.as_ref() == Some(&record) {
                 return Ok(());
             }
             (mark, record)
         };
-        self.store.save(&record)?;
+        self.save(&record, mark)?;
         let mut inner = lock(&self.inner);
         inner.committed = Some(mark);
         inner.saved = Some(record);

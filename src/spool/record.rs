@@ -143,6 +143,20 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
     })
 }
 
+/// Bytes of the whole records at the start of `buf`, records as
+/// [`encode`] wrote them back to back and cut anywhere.
+pub fn whole(buf: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(prefix) = buf.get(at..at + PREFIX) {
+        let size = PREFIX + u32_at(prefix, 0) as usize;
+        if buf.len() - at < size {
+            break;
+        }
+        at += size;
+    }
+    at
+}
+
 fn u32_at(buf: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(buf[at..at + 4].try_into().expect("4 bytes"))
 }
@@ -214,6 +228,20 @@ mod tests {
             };
             assert_eq!((record.frame, record.header), (cut, header));
         }
+    }
+
+    #[test]
+    fn whole_records_end_where_the_last_one_ends() {
+        let buf = two_records();
+        let Decoded::Record(first) = decode(&buf) else {
+            panic!("first record")
+        };
+        assert_eq!(whole(&buf), buf.len());
+        assert_eq!(whole(&buf[..buf.len() - 1]), first.size);
+        assert_eq!(whole(&buf[..first.size]), first.size);
+        assert_eq!(whole(&buf[..first.size - 1]), 0);
+        assert_eq!(whole(&buf[..3]), 0);
+        assert_eq!(whole(&[]), 0);
     }
 
     #[test]

@@ -13,6 +13,14 @@ pub(super) fn line(bytes: &[u8]) -> Frame<'_> {
     }
 }
 
+impl Spool {
+    /// Write the appended records (the sink does so through
+    /// [`on_disk`](Spool::on_disk)).
+    pub(super) fn write(&self) -> std::io::Result<()> {
+        lock(&self.inner).writer.write_pending()
+    }
+}
+
 #[test]
 fn fills_up_frees_by_segment_and_resumes_after_the_commit() {
     let dir = tempfile::tempdir().unwrap();
@@ -151,4 +159,88 @@ fn a_failed_write_keeps_the_records_and_refuses_new_ones_until_it_works() {
     spool.write().unwrap();
     assert_eq!(lines_in(&path), [&b"one"[..], b"two", b"three"]);
     assert_eq!(three.offset, fs::metadata(&path).unwrap().len());
+}
+
+#[test]
+fn a_line_is_on_disk_only_once_written_and_shutdown_drops_what_was_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+    let one = spool.append(line(b"one"), "stdin").unwrap();
+    assert!(spool.on_disk(one), "written when asked");
+    let two = spool.append(line(b"two"), "stdin").unwrap();
+    let path = segment_path(dir.path(), two.generation);
+    // A disk that takes nothing more (EBADF stands in for ENOSPC).
+    lock(&spool.inner)
+        .writer
+        .file
+        .replace(File::open(&path).unwrap());
+    assert!(!spool.on_disk(two));
+    assert!(spool.on_disk(one));
+
+    spool.abandon_unwritten();
+    assert!(!spool.on_disk(two), "dropped, never written");
+    assert!(matches!(
+        spool.append_beyond_limit(line(b"three"), "stdin"),
+        Err(AppendError::Io(_))
+    ));
+    assert_eq!(lines_in(&path), [&b"one"[..]]);
+    assert_eq!(spool.bytes(), fs::metadata(&path).unwrap().len());
+}
+
+#[test]
+fn a_save_the_disk_refuses_frees_delivered_segments_and_the_reserve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+    assert!(dir.path().join("reserve").exists(), "made at open");
+    let record = [b'x'; 1000];
+    let first = spool.append(line(&record), "stdin").unwrap();
+    let mut last = first;
+    while last.generation < first.generation + 2 {
+        last = spool.append(line(&record), "stdin").unwrap();
+    }
+    spool.write().unwrap();
+    // The state's temp file cannot be made: every save fails.
+    let tmp = dir.path().join("spool.state.json.tmp");
+    fs::create_dir(&tmp).unwrap();
+    assert!(spool.commit(Some(last), &Settled::default()).is_err());
+    let left: Vec<u32> = list(dir.path()).unwrap().iter().map(|s| s.number).collect();
+    assert_eq!(left, [last.generation], "delivered segments freed unsaved");
+    assert!(
+        !dir.path().join("reserve").exists(),
+        "the reserve was tried"
+    );
+
+    fs::remove_dir(&tmp).unwrap();
+    spool.commit(Some(last), &Settled::default()).unwrap();
+    assert!(dir.path().join("reserve").exists(), "made again");
+    drop(spool);
+    let (_, backlog) = Spool::open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(backlog.segments, [(last.generation, last.offset)]);
+}
+
+#[test]
+fn a_position_naming_a_segment_freed_before_a_crash_replays_the_rest_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+    let record = [b'x'; 1000];
+    let first = spool.append(line(&record), "stdin").unwrap();
+    spool.write().unwrap();
+    spool.commit(Some(first), &Settled::default()).unwrap();
+    let mut last = first;
+    while last.generation == first.generation {
+        last = spool.append(line(&record), "stdin").unwrap();
+    }
+    spool.write().unwrap();
+    // What a crash between freeing a delivered segment and saving past
+    // it leaves: the saved position names a segment that is gone.
+    remove(&segment_path(dir.path(), first.generation));
+    drop(spool);
+    let (spool, backlog) = Spool::open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(
+        backlog.segments,
+        [(last.generation, 0)],
+        "sent again, never skipped"
+    );
+    // Nothing delivered in this run: the last save has nothing to add.
+    spool.commit(None, &Settled::default()).unwrap();
 }

@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::record;
 use super::segment::{remove, segment_path, Segment};
 use super::AppendError;
 use crate::position::{FileId, Mark};
@@ -30,6 +31,9 @@ pub(super) struct Writer {
     /// The last write failed: the rest of `pending` is retried, and new
     /// records are refused until it is written.
     pub(super) failing: bool,
+    /// A failed write could not be cut back: `pending` starts with the
+    /// rest of a record partly in the file.
+    mid_record: bool,
     /// The next segment's number (never reused).
     next: u32,
     /// Bytes of all segments.
@@ -58,16 +62,20 @@ impl Writer {
             file: None,
             pending: Vec::new(),
             failing: false,
+            mid_record: false,
             next,
             rolled: Vec::new(),
             new_entry: false,
         }
     }
 
-    /// Write `pending` to the last segment. On failure, what the kernel
-    /// took is dropped from `pending` and the rest stays for a retry at
-    /// the same place, so no record is ever torn by a retry.
+    /// Write `pending` to the last segment. On failure the file is cut
+    /// back to the last whole record written (a disk that filled mid-write
+    /// leaves no torn record), the whole records the kernel took leave
+    /// `pending`, and the rest stays for a retry at the same place.
     pub(super) fn write_pending(&mut self) -> std::io::Result<()> {
+        // Where the file ends now.
+        let start = self.on_disk();
         let Some(file) = self.file.as_mut().filter(|_| !self.pending.is_empty()) else {
             return Ok(());
         };
@@ -83,17 +91,82 @@ impl Writer {
                 Err(e) => break Err(e),
             }
         };
-        self.pending.drain(..written);
-        match &result {
-            Ok(()) if std::mem::take(&mut self.failing) => info!("spool: writing works again"),
-            Ok(()) => {}
-            Err(e) if !self.failing => {
-                warn!("spool: writing failed: {e}; retrying, and new lines wait");
-                self.failing = true;
+        let Err(e) = result else {
+            self.pending.clear();
+            self.mid_record = false;
+            if std::mem::take(&mut self.failing) {
+                info!("spool: writing works again");
             }
-            Err(_) => {}
+            return Ok(());
+        };
+        // A failed cut keeps the torn bytes: the retry then completes
+        // that record where it stopped (and `pending` starts mid-record
+        // until a write succeeds, so it is not cut again by records).
+        let whole = record::whole(&self.pending[..written]);
+        let kept = match self.mid_record {
+            false if file.set_len(start + whole as u64).is_ok() => whole,
+            _ => {
+                self.mid_record |= whole < written;
+                written
+            }
+        };
+        self.pending.drain(..kept);
+        let e = self.describe(e);
+        if !std::mem::replace(&mut self.failing, true) {
+            warn!("spool: {e}; lines wait until it takes them");
         }
-        result
+        Err(e)
+    }
+
+    /// `e` from writing the last segment, saying where; a full disk as such.
+    fn describe(&self, e: std::io::Error) -> std::io::Error {
+        let path = self
+            .segments
+            .back()
+            .map_or_else(|| self.dir.clone(), |s| segment_path(&self.dir, s.number));
+        let what = match e.kind() {
+            std::io::ErrorKind::StorageFull => "disk full at",
+            std::io::ErrorKind::QuotaExceeded => "disk quota used up at",
+            _ => "writing failed at",
+        };
+        std::io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+    }
+
+    /// Bytes of the last segment in its file: all but `pending`.
+    fn on_disk(&self) -> u64 {
+        let size = self.segments.back().map_or(0, |s| s.size);
+        size - self.pending.len() as u64
+    }
+
+    /// Whether the record ending at `mark` is written (in the kernel's
+    /// hands, so a SIGKILL keeps it; the sync makes it survive power loss).
+    pub(super) fn written_through(&self, mark: Mark) -> bool {
+        let last = self.segments.back().map(|s| s.number);
+        match self.segments.iter().find(|s| s.number == mark.generation) {
+            // Only the last segment has records not written yet.
+            Some(s) if Some(s.number) == last => mark.offset <= self.on_disk(),
+            Some(s) => mark.offset <= s.size,
+            // Deleted: wholly delivered.
+            None => true,
+        }
+    }
+
+    /// Drop the records not written (the disk had no room for them by
+    /// the shutdown timeout): their lines are not kept. The segment is
+    /// closed at its last whole record, so no later record takes their
+    /// places (a mark names one record only). The bytes dropped.
+    pub(super) fn abandon(&mut self) -> u64 {
+        let dropped = self.pending.len() as u64;
+        if let Some(file) = self.file.take() {
+            self.rolled.push(file);
+        }
+        self.pending.clear();
+        self.failing = false;
+        if let Some(segment) = self.segments.back_mut() {
+            segment.size -= dropped;
+        }
+        self.total -= dropped;
+        dropped
     }
 
     /// Whether the next record needs a new segment (none open, or the
@@ -176,8 +249,10 @@ impl Writer {
     }
 
     /// Write what is pending and take what the sync must flush.
+    /// A failed write is no sync failure: it is logged and retried, and
+    /// what it could not write is not claimed kept.
     pub(super) fn unsynced(&mut self) -> std::io::Result<Unsynced> {
-        self.write_pending()?;
+        let _ = self.write_pending();
         Ok(Unsynced {
             current: self.file.as_ref().map(File::try_clone).transpose()?,
             rolled: std::mem::take(&mut self.rolled),
