@@ -58,6 +58,18 @@ pub enum Fault {
     FromEndCorruptState,
     /// `--exactly-once`: then no line may arrive twice.
     ExactlyOnce,
+    /// SIGHUP to a follower (sent by habit after a rotation): logged,
+    /// nothing else changes.
+    Hangup,
+    /// Kafka down from the first start: the run reads, cannot deliver,
+    /// is stopped (exit 75) and started again before Kafka is back.
+    FirstStartOutage,
+    /// `--file` spelled another way at each start: through a symlink, a
+    /// symlinked directory, `DIR//Master.csv`, `DIR/./Master.csv`.
+    PathSpelling,
+    /// Two rotations while reading is paused by backpressure (Kafka
+    /// down, a small producer queue full).
+    PausedRotations,
     // Broker faults.
     /// broker_down, an outage of a few hundred ms to 2 s, broker_up.
     BrokerDown,
@@ -101,6 +113,10 @@ pub const ALL: &[Fault] = &[
     FromEnd,
     FromEndCorruptState,
     ExactlyOnce,
+    Hangup,
+    FirstStartOutage,
+    PathSpelling,
+    PausedRotations,
     BrokerDown,
     BrokerSlow,
     RequestErrors,

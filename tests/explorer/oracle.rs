@@ -16,6 +16,10 @@
 //!   cdrship died, and after the last line that was (see `stream.rs`).
 //!
 //! An exempt line that arrives anyway counts as arrived.
+//!
+//! Ids: a duplicate must carry its original's `cdrship.id`, and no two
+//! different lines may ever share one (a consumer deduplicating by id
+//! would drop a real call).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -157,6 +161,8 @@ pub struct Verdict {
     pub stored_again: usize,
     /// Duplicates whose `cdrship.id` differs from the original's.
     pub id_mismatches: Vec<String>,
+    /// Ids carried by two different lines.
+    pub shared_ids: Vec<String>,
 }
 
 /// Compare what arrived with what the oracle expects; `mock` when the
@@ -172,9 +178,19 @@ pub fn judge(
         written: oracle.written(),
         ..Verdict::default()
     };
+    let mut owner: HashMap<String, u64> = HashMap::new();
     for msg in msgs {
         let Some(n) = number(msg) else { continue };
         let id = msg.header("cdrship.id");
+        if let Some(id) = &id {
+            match owner.get(id) {
+                Some(&other) if other != n => verdict
+                    .shared_ids
+                    .push(format!("{id} names lines {other} and {n}")),
+                Some(_) => {}
+                None => drop(owner.insert(id.clone(), n)),
+            }
+        }
         match first.get(&n) {
             None => {
                 first.insert(n, msg);
@@ -217,9 +233,9 @@ impl Verdict {
         })
     }
 
-    /// Lost lines or ids that differ.
+    /// Lost lines, ids that differ, or ids shared.
     pub fn failed(&self) -> bool {
-        !self.lost.is_empty() || !self.id_mismatches.is_empty()
+        !self.lost.is_empty() || !self.id_mismatches.is_empty() || !self.shared_ids.is_empty()
     }
 }
 
@@ -240,6 +256,10 @@ impl std::fmt::Display for Verdict {
         if !self.lost.is_empty() {
             let shown = &self.lost[..self.lost.len().min(20)];
             write!(f, "; missing {shown:?}")?;
+        }
+        if !self.shared_ids.is_empty() {
+            let shown = &self.shared_ids[..self.shared_ids.len().min(5)];
+            write!(f, "; {} ids shared: {shown:?}", self.shared_ids.len())?;
         }
         if !self.id_mismatches.is_empty() {
             let shown = &self.id_mismatches[..self.id_mismatches.len().min(5)];

@@ -15,7 +15,7 @@ use crate::common::{Broker, Cdrship, Followed};
 use crate::oracle::judge;
 use crate::rng::Rng;
 use crate::rotations::{inode, Rotator};
-use crate::schedule::{After, Damage, Schedule, Step, Stop};
+use crate::schedule::{After, Damage, Schedule, Spelling, Step, Stop};
 use crate::writer::{Desk, Writer};
 use crate::{number, settle, Outcome, LINES_PER_PARTITION};
 
@@ -28,12 +28,26 @@ struct Run<'a> {
     args: Vec<String>,
     process: Option<Cdrship>,
     problems: Vec<String>,
+    /// `--file` at each start, in turn.
+    spellings: Vec<String>,
+    starts: usize,
 }
 
 impl Run<'_> {
     fn start(&mut self) {
-        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        self.process = Some(self.followed.start_with(self.broker, &args));
+        let state = self.followed.dir.path().join("state");
+        let file = &self.spellings[self.starts % self.spellings.len()];
+        self.starts += 1;
+        let mut args = vec![
+            "-t",
+            &self.followed.topic,
+            "--file",
+            file,
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        args.extend(self.args.iter().map(String::as_str));
+        self.process = Some(crate::common::cdrship_at(self.broker.servers(), &args));
     }
 
     fn stop(&mut self, how: Stop) {
@@ -86,7 +100,12 @@ pub fn run(schedule: &Schedule) -> Outcome {
         args,
         process: None,
         problems: Vec::new(),
+        spellings: spell(&followed, &schedule.spellings),
+        starts: 0,
     };
+    if schedule.first_outage_ms.is_some() {
+        broker.mock().expect("mock broker").broker_down(1).unwrap();
+    }
     run.start();
     if schedule.from_end {
         run.process.as_ref().unwrap().wait_for_log("--from end");
@@ -100,6 +119,9 @@ pub fn run(schedule: &Schedule) -> Outcome {
         ),
         rng.fork(1),
     );
+    if let Some(ms) = schedule.first_outage_ms {
+        first_outage(&mut run, &writer, Duration::from_millis(ms));
+    }
     let mut rotator = Rotator::new();
     let path = followed.path.clone();
     let arrived_all = |lines: &[u64]| {
@@ -221,6 +243,33 @@ pub fn run(schedule: &Schedule) -> Outcome {
                 request_errors(&broker, *count, Duration::from_millis(*ms));
                 String::new()
             }
+            Step::Hangup => {
+                let process = run.process.as_mut().expect("cdrship runs");
+                process.signal("HUP");
+                process.wait_for_log("SIGHUP");
+                if process.child.try_wait().unwrap().is_some() {
+                    run.problems
+                        .push(format!("step {i}: SIGHUP ended the follower"));
+                }
+                String::new()
+            }
+            Step::PausedRotations { fill, rotations } => {
+                let mock = broker.mock().expect("mock broker");
+                let mut desk = writer.pause();
+                mock.broker_down(1).unwrap();
+                desk.write_lines(u64::from(*fill));
+                // The queue fills and reading pauses; the rotations land
+                // while it is paused.
+                std::thread::sleep(Duration::from_millis(300));
+                let mut notes = Vec::new();
+                for (rotation, lines) in rotations {
+                    notes.push(rotator.rotate(&mut desk, *rotation, true, &collector, &|_| false));
+                    desk.reopen_now();
+                    desk.write_lines(u64::from(*lines));
+                }
+                mock.broker_up(1).unwrap();
+                notes.join("; ")
+            }
         };
         let written = writer.pause().oracle.written();
         log.push(format!("step {i} done at line {written}: {note}"));
@@ -250,6 +299,57 @@ pub fn run(schedule: &Schedule) -> Outcome {
         problems: run.problems,
         log,
     }
+}
+
+/// `--file` for each of `spellings` (symlinks made as needed).
+fn spell(followed: &Followed, spellings: &[Spelling]) -> Vec<String> {
+    let dir = followed.dir.path();
+    spellings
+        .iter()
+        .map(|spelling| match spelling {
+            Spelling::Plain => followed.path.display().to_string(),
+            Spelling::Symlink => {
+                let feeds = dir.join("feeds");
+                let link = feeds.join("pbx1.csv");
+                if !link.exists() {
+                    let _ = std::fs::create_dir(&feeds);
+                    let _ = std::os::unix::fs::symlink("../Master.csv", &link);
+                }
+                link.display().to_string()
+            }
+            Spelling::LinkedDir => {
+                let link = dir.join("linked");
+                if std::fs::symlink_metadata(&link).is_err() {
+                    std::os::unix::fs::symlink(dir, &link).unwrap();
+                }
+                link.join("Master.csv").display().to_string()
+            }
+            Spelling::DoubleSlash => format!("{}//Master.csv", dir.display()),
+            Spelling::DotSlash => format!("{}/./Master.csv", dir.display()),
+        })
+        .collect()
+}
+
+/// Kafka is down from the first start: the run reads what the writer
+/// writes for `lasting`, is stopped (exit 75: kept, or 0 if it had read
+/// nothing yet) and started again, and only then Kafka comes back.
+fn first_outage(run: &mut Run<'_>, writer: &Writer, lasting: Duration) {
+    std::thread::sleep(lasting);
+    let mut process = run.process.take().expect("cdrship runs");
+    let desk = writer.pause();
+    process.terminate();
+    let status = process.wait();
+    if !matches!(status.code(), Some(0 | 75)) && !process.killed_before_start(status) {
+        run.problems
+            .push(format!("exit {status} after SIGTERM in the first outage"));
+    }
+    drop(desk);
+    run.start();
+    run.broker
+        .mock()
+        .expect("mock broker")
+        .broker_up(1)
+        .unwrap();
 }
 
 /// cdrship has read from the file now at the path and saved progress

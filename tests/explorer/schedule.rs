@@ -71,6 +71,21 @@ pub enum After {
     Outgrow,
 }
 
+/// How `--file` is spelled at a start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spelling {
+    /// `DIR/Master.csv`.
+    Plain,
+    /// `DIR/feeds/pbx1.csv -> ../Master.csv`.
+    Symlink,
+    /// `LINK/Master.csv` with `LINK -> DIR`.
+    LinkedDir,
+    /// `DIR//Master.csv`.
+    DoubleSlash,
+    /// `DIR/./Master.csv`.
+    DotSlash,
+}
+
 /// One step of a schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -97,6 +112,15 @@ pub enum Step {
     /// `count` retriable errors on Produce requests, cleared after `ms`
     /// (left over, they would add up across steps).
     RequestErrors { count: usize, ms: u64 },
+    /// SIGHUP; the follower carries on.
+    Hangup,
+    /// The broker down, `fill` lines (more than the small producer queue
+    /// holds), then for each entry a rotation and that many lines, then
+    /// the broker back.
+    PausedRotations {
+        fill: u32,
+        rotations: Vec<(Rotation, u32)>,
+    },
 }
 
 /// The writer's habits.
@@ -130,6 +154,11 @@ pub struct Schedule {
     pub small_spool: bool,
     /// Each step with the pause (ms of writing) before it.
     pub steps: Vec<(u64, Step)>,
+    /// Kafka down from the first start for this many ms of writing, with
+    /// a SIGTERM and a restart in it (file mode).
+    pub first_outage_ms: Option<u64>,
+    /// How `--file` is spelled at each start, in turn (file mode).
+    pub spellings: Vec<Spelling>,
 }
 
 /// Kinds of steps in file mode, in table order.
@@ -151,6 +180,8 @@ const FILE_STEPS: &[Fault] = &[
     BrokerDown,
     BrokerSlow,
     RequestErrors,
+    Hangup,
+    PausedRotations,
 ];
 
 /// Kinds of steps in the stream modes.
@@ -187,6 +218,20 @@ pub fn schedule(seed: u64, enabled: &Enabled) -> Schedule {
     let from_end = mode == Mode::File && on(&mut rng, FromEnd);
     let exactly_once = on(&mut rng, ExactlyOnce);
     let small_spool = mode != Mode::File && on(&mut rng, SpoolFull);
+    let first_outage_ms =
+        (mode == Mode::File && on(&mut rng, FirstStartOutage)).then(|| rng.range(300, 1500));
+    let spellings = if mode == Mode::File && on(&mut rng, PathSpelling) {
+        let all = [
+            Spelling::Plain,
+            Spelling::Symlink,
+            Spelling::LinkedDir,
+            Spelling::DoubleSlash,
+            Spelling::DotSlash,
+        ];
+        (0..8).map(|_| rng.pick(&all)).collect()
+    } else {
+        vec![Spelling::Plain]
+    };
     let poll_ms = rng.pick(&[50, 200, 1000]);
     let partitions = rng.pick(&[1, 4]);
     let kinds: Vec<Fault> = enabled
@@ -224,6 +269,8 @@ pub fn schedule(seed: u64, enabled: &Enabled) -> Schedule {
         partitions,
         small_spool,
         steps,
+        first_outage_ms,
+        spellings,
     }
 }
 
@@ -329,6 +376,29 @@ fn step(rng: &mut Rng, kind: Fault, enabled: &Enabled) -> Step {
             count: rng.range(1, 8) as usize,
             ms: rng.range(300, 1000),
         },
+        Hangup => Step::Hangup,
+        PausedRotations => {
+            // Renamed or copied away with older files kept: a pause must
+            // not be what destroys a generation.
+            let naming = [Naming::Shifted, Naming::Numbered, Naming::Dateext];
+            let rotations = (0..2)
+                .map(|_| {
+                    let rotation = if rng.chance(50) {
+                        Rotation::RenameCreate(rng.pick(&naming))
+                    } else {
+                        Rotation::CopyTruncate {
+                            naming: rng.pick(&naming),
+                            window: 0,
+                        }
+                    };
+                    (rotation, rng.range(10, 300) as u32)
+                })
+                .collect();
+            Step::PausedRotations {
+                fill: rng.range(1500, 3000) as u32,
+                rotations,
+            }
+        }
         other => unreachable!("{other:?} is not a step"),
     }
 }
@@ -390,6 +460,14 @@ impl Schedule {
         if self.exactly_once {
             args.extend(["--exactly-once", "--exactly-once-fence", "1"]);
         }
+        let paused = self
+            .steps
+            .iter()
+            .any(|(_, step)| matches!(step, Step::PausedRotations { .. }));
+        if paused {
+            // Reading pauses after a thousand lines, not fifty thousand.
+            args.extend(["-X", "queue.buffering.max.messages=1000"]);
+        }
         args.into_iter().map(String::from).collect()
     }
 }
@@ -398,7 +476,7 @@ impl std::fmt::Display for Schedule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "seed {}: {:?}, {:?}, from_end {}, exactly_once {}, poll {} ms, {} partitions, small spool {}",
+            "seed {}: {:?}, {:?}, from_end {}, exactly_once {}, poll {} ms, {} partitions, small spool {}, first outage {:?}, spellings {:?}",
             self.seed,
             self.mode,
             self.writer,
@@ -406,7 +484,9 @@ impl std::fmt::Display for Schedule {
             self.exactly_once,
             self.poll_ms,
             self.partitions,
-            self.small_spool
+            self.small_spool,
+            self.first_outage_ms,
+            self.spellings
         )?;
         for (i, (pause, step)) in self.steps.iter().enumerate() {
             writeln!(f, "  {i}: after {pause} ms: {step:?}")?;

@@ -111,7 +111,7 @@ pub(super) fn read_head(file: &File) -> Result<Vec<u8>> {
 /// What the path looks like compared to the open file.
 pub(super) enum PathState {
     /// Same file, possibly grown.
-    Same { len: u64 },
+    Same,
     /// A different file now lives at the path.
     Replaced,
     /// Nothing at the path (rotated, not yet recreated).
@@ -161,9 +161,7 @@ pub(super) fn directory_of(path: &Path) -> PathBuf {
 
 pub(super) fn path_state(path: &Path, current: &Current) -> PathState {
     match std::fs::metadata(path) {
-        Ok(meta) if FileId::of(&meta).same_inode(&current.id) => {
-            PathState::Same { len: meta.len() }
-        }
+        Ok(meta) if FileId::of(&meta).same_inode(&current.id) => PathState::Same,
         Ok(_) => PathState::Replaced,
         Err(_) => PathState::Missing,
     }

@@ -137,7 +137,9 @@ pub async fn run(
     loop {
         // Before reading: after copytruncate the old position may already
         // hold new bytes, which must not be read as if they continued a line.
-        if let PathState::Same { len } = path_state(cfg.path, &current) {
+        // Through the descriptor, wherever the file is now: truncated and
+        // then renamed away while reading was paused is truncated too.
+        if let Ok(len) = current.file.metadata().map(|m| m.len()) {
             if truncated(&current, len)? {
                 warn!(
                     "{}: truncated (now {len} bytes, read position {}); copytruncate?",
@@ -181,6 +183,11 @@ pub async fn run(
         note_heads(progress, &current, &rotated);
         cfg.lag.store(lag(tracker, &current), Ordering::Relaxed);
         if let PathState::Replaced = path_state(cfg.path, &current) {
+            if truncated(&current, current.file.metadata().map_or(0, |m| m.len()))? {
+                // Truncated before it was renamed: finished from its copy
+                // first, at the top of the loop.
+                continue;
+            }
             // Lines appended to the old file before the rename are read
             // first; it is read on while it grows (a writer may hold it).
             read_available(&mut current, router, stop).await?;

@@ -6,7 +6,7 @@ use std::io::Read as _;
 use anyhow::{Context as _, Result};
 use tokio_util::sync::CancellationToken;
 
-use super::current::Current;
+use super::current::{truncated, Current};
 use crate::position::FileId;
 use crate::position::Mark;
 use crate::position::Position;
@@ -22,6 +22,13 @@ pub(super) async fn read_available(
 ) -> Result<bool> {
     let mut grew = false;
     loop {
+        // Reading may have paused for minutes (a full producer queue): a
+        // file truncated since holds new bytes at this offset, which are
+        // no continuation of what was read. The caller handles it first.
+        let len = current.file.metadata().map_or(0, |m| m.len());
+        if truncated(current, len)? {
+            return Ok(grew);
+        }
         // Regular-file reads come from the page cache; a blocking read here
         // is cheaper than a thread hop per chunk.
         let n = match current.file.read(current.framer.space()) {
