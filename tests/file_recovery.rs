@@ -400,3 +400,48 @@ fn a_file_that_shrank_and_grew_while_stopped_is_not_sought_into() {
         );
     }
 }
+
+/// The state's disk fills up: saves fail (said in the log), delivery
+/// goes on, and the last save at SIGTERM fails too. The run still ends
+/// with its summary and exit 1 (issue 25, defect 8: it ended with no
+/// summary at all), and the next start, with room again, sends the lines
+/// the stale position is before: duplicates with their ids, nothing lost.
+#[test]
+fn a_full_state_disk_is_reported_in_the_summary_and_loses_nothing() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "state-disk-full");
+    let disk = common::tmpfs::Tmpfs::mount("64k");
+    let state = disk.dir.path().join("state");
+    let args = [
+        "-t",
+        &f.topic,
+        "--file",
+        f.path.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("cdr", 0..10));
+    let mut run = common::cdrship(&broker, &args);
+    e.check();
+    let filler = disk.fill();
+    e.add(&f.path, numbered("cdr", 10..20));
+    e.check();
+    run.terminate();
+    let status = run.wait();
+    let log = run.log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("20 lines read, 20 delivered"), "{log}");
+    assert!(log.contains("No space left on device"), "{log}");
+
+    fs::remove_file(filler).unwrap();
+    let mut run = common::cdrship(&broker, &args);
+    let mut got = e.got.clone();
+    e.reader.read_more(&mut got, 30);
+    run.stop();
+    let again: Vec<String> = common::texts(&got[20..]);
+    assert_eq!(again, numbered("cdr", 10..20).lines().collect::<Vec<_>>());
+    for (first, second) in e.got[10..].iter().zip(&got[20..]) {
+        assert_eq!(first.header("cdrship.id"), second.header("cdrship.id"));
+    }
+}

@@ -10,49 +10,11 @@ mod common;
 
 use std::io::Write as _;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::tmpfs::Tmpfs;
 use common::{cdrship, dead_address, spawn, texts, Broker, Cdrship};
-
-/// A tmpfs of a fixed size, mounted for one test.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mount a tmpfs of `size` (`300k`); panics without permission.
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("running mount");
-        assert!(
-            status.success(),
-            "mounting a {size} tmpfs at {} failed ({status}): the full-disk tests need root",
-            dir.path().display()
-        );
-        Tmpfs { dir }
-    }
-
-    /// The spool directory on it.
-    fn spool(&self) -> PathBuf {
-        self.dir.path().join("spool")
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let path = self.dir.path();
-        let unmounted = Command::new("umount").arg(path).status();
-        if !unmounted.is_ok_and(|s| s.success()) {
-            // Something still holds it: detach it, the temp dir goes anyway.
-            let _ = Command::new("umount").arg("-l").arg(path).status();
-        }
-    }
-}
 
 /// CDR-sized lines `cdr <i>,...` for `0..n`.
 fn cdrs(n: usize) -> String {

@@ -29,6 +29,7 @@ use rdkafka::{Offset, TopicPartitionList};
 pub mod collector;
 pub mod secured;
 pub mod tls;
+pub mod tmpfs;
 
 /// How long any single wait in a test may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);
