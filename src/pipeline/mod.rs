@@ -209,10 +209,17 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
     // watermark.
     stop_committing.cancel();
     let _ = committing.await;
-    committer.finish()?;
+    // A last save that fails (a full disk) is a failure of the run, told
+    // in its summary with everything else: the position saved before is
+    // behind it, so what it would have covered is sent again, not lost.
+    let unsaved = committer.finish().err().map(|e| format!("{e:#}"));
     let error = match source_result {
         Err(e) => Some(format!("{e:#}")),
         Ok(()) => failure,
+    };
+    let error = match (error, unsaved) {
+        (Some(error), Some(unsaved)) => Some(format!("{error}; {unsaved}")),
+        (error, unsaved) => error.or(unsaved),
     };
     // The bar goes before the summary is logged.
     done.cancel();
