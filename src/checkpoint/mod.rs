@@ -54,6 +54,28 @@ pub struct State {
     pub written: Option<Written>,
 }
 
+impl State {
+    /// Whether the file at `path` is the saved one (same inode) but no
+    /// longer holds the bytes delivered before the saved offset (it shrank
+    /// and was written again while cdrship was stopped): it is read again
+    /// from the start, and `--exactly-once` reads the topics back whole.
+    pub fn unproven_at(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        let Ok(file) = File::open(path) else {
+            return false;
+        };
+        let same = file
+            .metadata()
+            .is_ok_and(|m| m.dev() == self.file.dev && m.ino() == self.file.ino);
+        let saved = Resume {
+            file: self.file,
+            offset: self.offset,
+            window: self.window,
+        };
+        same && !saved.proven_in(&file)
+    }
+}
+
 /// A file and the offset before which every line of it was delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resume {

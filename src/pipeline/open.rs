@@ -63,6 +63,9 @@ pub async fn open_progress(
     };
     let (previous, state) = match progress.load() {
         Ok(None) => (Previous::Fresh, None),
+        // Read again from the start: lines from before the saved position
+        // come again, with their ids, and are found only by reading all.
+        Ok(Some(state)) if state.unproven_at(path) => (Previous::Saved(None), Some(state)),
         Ok(Some(state)) => (Previous::Saved(state.written.clone()), Some(state)),
         // A state that cannot be used: everything of the topics is read back.
         Err(_) => (Previous::Saved(None), None),
