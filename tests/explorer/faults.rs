@@ -31,6 +31,9 @@ pub enum Fault {
     /// Every file starts with the same header line, so first-line
     /// fingerprints are equal (known defect 5).
     SameFirstLine,
+    /// A held writer without `O_APPEND`: a copytruncate leaves a hole of
+    /// NUL bytes before its next line.
+    HoleWriter,
     // Process faults (file mode).
     /// SIGKILL at any point (also right after a rotation), restart.
     Kill,
@@ -70,6 +73,9 @@ pub enum Fault {
     /// Two rotations while reading is paused by backpressure (Kafka
     /// down, a small producer queue full).
     PausedRotations,
+    /// The file cut back by a few lines while cdrship is stopped (a power
+    /// loss), then written past the saved offset.
+    ShrinkWhileStopped,
     // Broker faults.
     /// broker_down, an outage of a few hundred ms to 2 s, broker_up.
     BrokerDown,
@@ -102,6 +108,7 @@ pub const ALL: &[Fault] = &[
     Bursts,
     PartialLine,
     SameFirstLine,
+    HoleWriter,
     Kill,
     Term,
     CorruptState,
@@ -117,6 +124,7 @@ pub const ALL: &[Fault] = &[
     FirstStartOutage,
     PathSpelling,
     PausedRotations,
+    ShrinkWhileStopped,
     BrokerDown,
     BrokerSlow,
     RequestErrors,

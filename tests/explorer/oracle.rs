@@ -112,6 +112,13 @@ impl Oracle {
         self.files.insert(ino, Vec::new()).unwrap_or_default()
     }
 
+    /// Lines `removed` were cut off the end of the file `ino`.
+    pub fn shortened(&mut self, ino: u64, removed: &[u64]) {
+        if let Some(lines) = self.files.get_mut(&ino) {
+            lines.retain(|n| !removed.contains(n));
+        }
+    }
+
     /// A copy `copy` of the file `ino` was made.
     pub fn copied(&mut self, ino: u64, copy: u64) {
         let lines = self.lines_in(ino).to_vec();

@@ -82,6 +82,35 @@ impl Rotator {
                 let exempt = desk.oracle.destroyed(&lines, arrived);
                 format!("{rotation:?}: caught up {waited}, {exempt} unread lines destroyed")
             }
+            Rotation::Shrink { lines } => {
+                let text = fs::read(&path).expect("reading the followed file");
+                let mut cut = text.len();
+                let mut removed = Vec::new();
+                while removed.len() < lines as usize && cut > 0 {
+                    let start = text[..cut - 1]
+                        .iter()
+                        .rposition(|&b| b == b'\n')
+                        .map_or(0, |i| i + 1);
+                    let line = String::from_utf8_lossy(&text[start..cut]);
+                    match line.split(',').nth(4).and_then(|n| n.parse().ok()) {
+                        Some(n) => removed.push(n),
+                        None => break, // the header line stays
+                    }
+                    cut = start;
+                }
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_len(cut as u64))
+                    .expect("shortening the followed file");
+                desk.oracle.shortened(ino, &removed);
+                removed.reverse();
+                let exempt = desk.oracle.destroyed(&removed, arrived);
+                format!(
+                    "{rotation:?}: {} lines cut off, {exempt} of them unread",
+                    removed.len()
+                )
+            }
             Rotation::DeleteRecreate { lazy } => {
                 fs::remove_file(&path).expect("removing the followed file");
                 let lines = desk.oracle.unlinked(ino);

@@ -42,6 +42,9 @@ pub enum Rotation {
     TruncateInPlace { catch_up: bool },
     /// Remove the path; recreate it at once or leave it to the writer.
     DeleteRecreate { lazy: bool },
+    /// The last `lines` whole lines cut off, as a power loss takes what
+    /// the PBX never synced (while cdrship is stopped).
+    Shrink { lines: u32 },
 }
 
 /// How cdrship is stopped.
@@ -134,6 +137,9 @@ pub struct WriterPlan {
     pub partial: bool,
     /// Starts every file (or stream) with the same header line.
     pub header: bool,
+    /// Holds its descriptor without `O_APPEND`: after a copytruncate it
+    /// writes at its old offset, after a hole of NUL bytes.
+    pub no_append: bool,
 }
 
 /// Everything a seed decides.
@@ -182,6 +188,7 @@ const FILE_STEPS: &[Fault] = &[
     RequestErrors,
     Hangup,
     PausedRotations,
+    ShrinkWhileStopped,
 ];
 
 /// Kinds of steps in the stream modes.
@@ -214,6 +221,11 @@ pub fn schedule(seed: u64, enabled: &Enabled) -> Schedule {
         } else {
             on(&mut rng, SpoolHeader)
         },
+        no_append: false,
+    };
+    let writer = WriterPlan {
+        no_append: writer.held && on(&mut rng, HoleWriter),
+        ..writer
     };
     let from_end = mode == Mode::File && on(&mut rng, FromEnd);
     let exactly_once = on(&mut rng, ExactlyOnce);
@@ -359,6 +371,16 @@ fn step(rng: &mut Rng, kind: Fault, enabled: &Enabled) -> Step {
                     Rotation::DeleteRecreate { lazy: false },
                     Rotation::TruncateInPlace { catch_up: true },
                 ]),
+            )],
+            after: After::Outgrow,
+        },
+        ShrinkWhileStopped => Step::Stopped {
+            stop: stop(rng),
+            rotations: vec![(
+                0,
+                Rotation::Shrink {
+                    lines: rng.range(1, 50) as u32,
+                },
             )],
             after: After::Outgrow,
         },

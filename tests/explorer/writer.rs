@@ -131,12 +131,18 @@ impl Desk {
 
     /// Append `bytes` (all or part of line `n`) as this writer does.
     fn append(&mut self, bytes: &[u8], n: u64) {
+        let no_append = self.plan.no_append;
         let open = || {
-            OpenOptions::new()
+            let mut file = OpenOptions::new()
                 .create(true)
-                .append(true)
+                .append(!no_append)
+                .write(true)
                 .open(&self.path)
-                .expect("opening the followed path for append")
+                .expect("opening the followed path for append");
+            // Without O_APPEND: at the end once, then at its own offset,
+            // also after a copytruncate (a hole of NUL bytes).
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).expect("seeking to the end");
+            file
         };
         let mut opened;
         let file = if self.plan.held {
