@@ -20,7 +20,7 @@
 //! - `CDRSHIP_EXPLORE_SEED=S`: replay seed S (the same choices; timing may
 //!   differ).
 //! - `CDRSHIP_EXPLORE_FAULTS=all` or `=HeldWriter,RenameCreate,...`: the
-//!   enabled kinds (default: the CI set, `faults::CI`).
+//!   enabled kinds (default: the CI set, all but `faults::KNOWN_DEFECTS`).
 //!
 //! Synchronisation is by polling conditions with deadlines; sleeps only
 //! pace the writer or make a fault last.

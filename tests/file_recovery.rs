@@ -271,30 +271,14 @@ fn a_first_start_during_an_outage_keeps_its_place_for_the_next() {
     let broker = Broker::start();
     let f = Followed::new(&broker, 1, "first-outage");
     append(&f.path, &numbered("old", 0..100));
-    let state = f.dir.path().join("state");
-    let (path, state) = (f.path.to_str().unwrap(), state.to_str().unwrap());
-    let file = ["--file", path, "--state-dir", state, "--from", "end"];
-    let mut down =
-        common::cdrship_without_broker(&[&file[..], &common::WAIT_THEN_STOP_AT_ONCE].concat());
+    let mut down = without_broker(&f, "end");
     down.wait_for_log("--from end: skipping");
     append(&f.path, &numbered("cdr", 0..50));
-    common::wait_until("the new lines are read", || {
-        down.metric("cdrship_lines_read_total{source=\"file\"}") == Some(50)
-    });
-    down.terminate();
-    assert_eq!(down.wait().code(), Some(75), "{}", down.log());
+    stop_after_reading(&mut down, 50);
     assert!(down
         .log()
         .contains("50 lines not delivered yet are read again"));
-
-    let mut e = Expected::new(&broker, &f.topic);
-    for line in numbered("cdr", 0..50).lines() {
-        e.push(line);
-    }
-    let mut up = f.start_with(&broker, &["--from", "end"]);
-    e.check();
-    up.stop();
-    e.nothing_more();
+    all_arrive_at_the_next_start(&broker, &f, numbered("cdr", 0..50));
 }
 
 /// The same with a rename rotation (logrotate `create`) during the
@@ -304,37 +288,43 @@ fn a_first_start_during_an_outage_finds_its_file_after_a_rotation() {
     let broker = Broker::start();
     let f = Followed::new(&broker, 1, "first-outage-rotated");
     append(&f.path, &numbered("cdr", 0..1000));
-    let state = f.dir.path().join("state");
-    let (path, state) = (f.path.to_str().unwrap(), state.to_str().unwrap());
-    let file = ["--file", path, "--state-dir", state];
     // A new install during an outage: it starts with the file as it is.
-    let mut down = common::cdrship_without_broker(
-        &[
-            &file[..],
-            &["--from", "beginning"],
-            &common::WAIT_THEN_STOP_AT_ONCE[..],
-        ]
-        .concat(),
-    );
+    let mut down = without_broker(&f, "beginning");
     common::wait_until("the lines are read", || {
         down.metric("cdrship_lines_read_total{source=\"file\"}") == Some(1000)
     });
     fs::rename(&f.path, f.sibling("Master.csv.1")).unwrap();
     append(&f.path, &numbered("new", 0..10));
-    common::wait_until("the new file is read", || {
-        down.metric("cdrship_lines_read_total{source=\"file\"}") == Some(1010)
+    stop_after_reading(&mut down, 1010);
+    let lines = numbered("cdr", 0..1000) + &numbered("new", 0..10);
+    all_arrive_at_the_next_start(&broker, &f, lines);
+}
+
+/// `f` followed with `--from FROM` while Kafka is down.
+fn without_broker(f: &Followed, from: &str) -> common::Cdrship {
+    let state = f.dir.path().join("state");
+    let (path, state) = (f.path.to_str().unwrap(), state.to_str().unwrap());
+    let file = ["--file", path, "--state-dir", state, "--from", from];
+    common::cdrship_without_broker(&[&file[..], &common::WAIT_THEN_STOP_AT_ONCE].concat())
+}
+
+/// SIGTERM once `read` lines are read: exit 75, they are kept.
+fn stop_after_reading(down: &mut common::Cdrship, read: u64) {
+    common::wait_until("the lines are read", || {
+        down.metric("cdrship_lines_read_total{source=\"file\"}") == Some(read)
     });
     down.terminate();
     assert_eq!(down.wait().code(), Some(75), "{}", down.log());
+}
 
-    let mut e = Expected::new(&broker, &f.topic);
-    for line in numbered("cdr", 0..1000)
-        .lines()
-        .chain(numbered("new", 0..10).lines())
-    {
+/// Started again with Kafka up (and `--from end`, which must not
+/// apply), every one of `lines` arrives, and nothing else.
+fn all_arrive_at_the_next_start(broker: &Broker, f: &Followed, lines: String) {
+    let mut e = Expected::new(broker, &f.topic);
+    for line in lines.lines() {
         e.push(line);
     }
-    let mut up = f.start_with(&broker, &["--from", "end"]);
+    let mut up = f.start_with(broker, &["--from", "end"]);
     e.check();
     up.stop();
     e.nothing_more();

@@ -88,6 +88,8 @@ impl Committer {
         let watched = lock.watch(changed.clone());
         let mut ticker = tokio::time::interval(TICK);
         let mut sync_at = None;
+        // A failure said once, not at every commit while it lasts.
+        let mut failing: Option<String> = None;
         loop {
             let sync_due = async {
                 match sync_at {
@@ -95,8 +97,12 @@ impl Committer {
                     None => std::future::pending().await,
                 }
             };
+            let mut saving = false;
             let done = tokio::select! {
-                () = self.tracker.wait_advanced() => self.off_thread(Self::commit).await,
+                () = self.tracker.wait_advanced() => {
+                    saving = true;
+                    self.off_thread(Self::commit).await
+                }
                 () = changed.notified() => self.off_thread(Self::check_lock).await,
                 () = self.written(), if sync_at.is_none() => {
                     sync_at = Some(Instant::now() + TICK);
@@ -115,7 +121,17 @@ impl Committer {
                 Err(e) if e.downcast_ref::<LockLost>().is_some() => {
                     return self.tracker.halt(format!("{e:#}"));
                 }
-                Err(e) => warn!("{e:#}"),
+                Err(e) => {
+                    let said = format!("{e:#}");
+                    if failing.as_ref() != Some(&said) {
+                        warn!("{said} (said once while it lasts)");
+                        failing = Some(said);
+                    }
+                }
+                Ok(()) if saving && failing.is_some() => {
+                    failing = None;
+                    info!("saving progress works again");
+                }
                 Ok(()) => {}
             }
         }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::common::collector::Collector;
+use crate::common::tmpfs::Tmpfs;
 use crate::common::{Broker, Cdrship, Followed};
 use crate::oracle::judge;
 use crate::rng::Rng;
@@ -31,11 +32,13 @@ struct Run<'a> {
     /// `--file` at each start, in turn.
     spellings: Vec<String>,
     starts: usize,
+    /// The state directory.
+    state: std::path::PathBuf,
 }
 
 impl Run<'_> {
     fn start(&mut self) {
-        let state = self.followed.dir.path().join("state");
+        let state = &self.state;
         let file = &self.spellings[self.starts % self.spellings.len()];
         self.starts += 1;
         let mut args = vec![
@@ -63,8 +66,7 @@ impl Run<'_> {
     }
 
     fn state_file(&self) -> Option<std::path::PathBuf> {
-        let dir = self.followed.dir.path().join("state");
-        std::fs::read_dir(dir)
+        std::fs::read_dir(&self.state)
             .ok()?
             .flatten()
             .map(|e| e.path())
@@ -94,6 +96,8 @@ pub fn run(schedule: &Schedule) -> Outcome {
         args.extend(["--from".into(), "end".into()]);
     }
     args.extend(schedule.fault_args());
+    // A small disk of its own for a state that fills it.
+    let disk = schedule.fills_state_disk().then(|| Tmpfs::mount("1m"));
     let mut run = Run {
         broker: &broker,
         followed: &followed,
@@ -102,6 +106,10 @@ pub fn run(schedule: &Schedule) -> Outcome {
         problems: Vec::new(),
         spellings: spell(&followed, &schedule.spellings),
         starts: 0,
+        state: disk
+            .as_ref()
+            .map_or(followed.dir.path(), |d| d.dir.path())
+            .join("state"),
     };
     if schedule.first_outage_ms.is_some() {
         broker.mock().expect("mock broker").broker_down(1).unwrap();
@@ -250,6 +258,29 @@ pub fn run(schedule: &Schedule) -> Outcome {
                 if process.child.try_wait().unwrap().is_some() {
                     run.problems
                         .push(format!("step {i}: SIGHUP ended the follower"));
+                }
+                String::new()
+            }
+            Step::StateDiskFull { ms, kill } => {
+                let disk = disk.as_ref().expect("the state lives on a tmpfs");
+                let filler = disk.fill();
+                std::thread::sleep(Duration::from_millis(*ms));
+                if *kill {
+                    run.stop(Stop::Kill);
+                    forget_deleted(&mut writer.pause(), &collector);
+                }
+                std::fs::remove_file(filler).unwrap();
+                if *kill {
+                    run.start();
+                }
+                String::new()
+            }
+            Step::KillStorm { after_ms } => {
+                for ms in after_ms {
+                    std::thread::sleep(Duration::from_millis(*ms));
+                    run.stop(Stop::Kill);
+                    forget_deleted(&mut writer.pause(), &collector);
+                    run.start();
                 }
                 String::new()
             }

@@ -117,6 +117,11 @@ pub enum Step {
     RequestErrors { count: usize, ms: u64 },
     /// SIGHUP; the follower carries on.
     Hangup,
+    /// The state's disk full for `ms`; SIGKILL before it is freed, and
+    /// a start after, if `kill`.
+    StateDiskFull { ms: u64, kill: bool },
+    /// A SIGKILL this many ms after each start, one after the other.
+    KillStorm { after_ms: Vec<u64> },
     /// The broker down, `fill` lines (more than the small producer queue
     /// holds), then for each entry a rotation and that many lines, then
     /// the broker back.
@@ -189,6 +194,8 @@ const FILE_STEPS: &[Fault] = &[
     Hangup,
     PausedRotations,
     ShrinkWhileStopped,
+    StateDiskFull,
+    KillStorm,
 ];
 
 /// Kinds of steps in the stream modes.
@@ -230,8 +237,10 @@ pub fn schedule(seed: u64, enabled: &Enabled) -> Schedule {
     let from_end = mode == Mode::File && on(&mut rng, FromEnd);
     let exactly_once = on(&mut rng, ExactlyOnce);
     let small_spool = mode != Mode::File && on(&mut rng, SpoolFull);
-    let first_outage_ms =
-        (mode == Mode::File && on(&mut rng, FirstStartOutage)).then(|| rng.range(300, 1500));
+    // With --exactly-once a first start reads where the partitions end
+    // before it reads a line: it waits for Kafka, by design.
+    let first_outage_ms = (mode == Mode::File && !exactly_once && on(&mut rng, FirstStartOutage))
+        .then(|| rng.range(300, 1500));
     let spellings = if mode == Mode::File && on(&mut rng, PathSpelling) {
         let all = [
             Spelling::Plain,
@@ -399,6 +408,13 @@ fn step(rng: &mut Rng, kind: Fault, enabled: &Enabled) -> Step {
             ms: rng.range(300, 1000),
         },
         Hangup => Step::Hangup,
+        StateDiskFull => Step::StateDiskFull {
+            ms: rng.range(200, 1500),
+            kill: rng.chance(50),
+        },
+        KillStorm => Step::KillStorm {
+            after_ms: (0..rng.range(3, 8)).map(|_| rng.range(0, 80)).collect(),
+        },
         PausedRotations => {
             // Renamed or copied away with older files kept: a pause must
             // not be what destroys a generation.
@@ -459,6 +475,13 @@ fn rotation(rng: &mut Rng, kind: Fault, running: bool) -> Rotation {
 }
 
 impl Schedule {
+    /// Whether a step fills the state's disk (it then lives on a tmpfs).
+    pub fn fills_state_disk(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|(_, step)| matches!(step, Step::StateDiskFull { .. }))
+    }
+
     /// cdrship's arguments the schedule's faults need. With request errors,
     /// one produce request in flight at a time: librdkafka (rightly, for a
     /// real broker) takes a request that failed with a possibly-persisted
