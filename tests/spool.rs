@@ -10,24 +10,9 @@ mod common;
 use std::io::Write as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cdrship, dead_address, numbered, spawn, texts, wait_until, Broker, Cdrship};
-
-/// cdrship with the broker down: `-b <dead> -t topic --spool-dir dir ARGS`.
-fn spooling_without_broker(topic: &str, dir: &Path, args: &[&str]) -> Cdrship {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cdrship"));
-    command
-        .args(["-b", &dead_address(), "-t", topic, "--spool-dir"])
-        .arg(dir)
-        .args(["--metrics", "127.0.0.1:0"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    spawn(command)
-}
+use common::{cdrship, numbered, spooling_without_broker, texts, wait_until, Broker, Cdrship};
 
 /// Wait until `run` has read `n` lines and written every spooled byte to
 /// the segments in `dir` (the spool counts appended bytes at once and

@@ -11,10 +11,9 @@ mod common;
 use std::io::Write as _;
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use common::tmpfs::Tmpfs;
-use common::{cdrship, dead_address, spawn, texts, Broker, Cdrship};
+use common::{cdrship, spooling_without_broker, texts, Broker};
 
 /// CDR-sized lines `cdr <i>,...` for `0..n`.
 fn cdrs(n: usize) -> String {
@@ -26,20 +25,6 @@ fn cdrs(n: usize) -> String {
             )
         })
         .collect()
-}
-
-/// cdrship with the broker down, spooling stdin: `ARGS` added.
-fn spooling_without_broker(topic: &str, dir: &Path, args: &[&str]) -> Cdrship {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cdrship"));
-    command
-        .args(["-b", &dead_address(), "-t", topic, "--spool-dir"])
-        .arg(dir)
-        .args(["--metrics", "127.0.0.1:0"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    spawn(command)
 }
 
 /// What the segments in `dir` hold: whole line records (header records

@@ -617,6 +617,21 @@ pub fn cdrship_without_broker(args: &[&str]) -> Cdrship {
     spawn(command)
 }
 
+/// cdrship with the broker down, spooling stdin in `dir`, with metrics:
+/// `-b <dead> -t topic --spool-dir dir --metrics 127.0.0.1:0 ARGS`.
+pub fn spooling_without_broker(topic: &str, dir: &std::path::Path, args: &[&str]) -> Cdrship {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cdrship"));
+    command
+        .args(["-b", &dead_address(), "-t", topic, "--spool-dir"])
+        .arg(dir)
+        .args(["--metrics", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    spawn(command)
+}
+
 /// A followed file with saved progress in a temp dir, and its topic.
 pub struct Followed {
     /// Holds the file and the state directory.
