@@ -133,3 +133,46 @@ fn a_state_saved_under_the_spelled_path_is_still_read() {
     second.stop();
     e.nothing_more();
 }
+
+/// `/X/a_b/M.csv` and `/X/a/b/M.csv` are two files: with one state
+/// directory both are followed at once, and each keeps its own progress
+/// across restarts (found by the adversarial review: their state names
+/// were one, so the second was refused as a second follower, and
+/// restarts re-sent each file whole).
+#[test]
+fn paths_that_differ_only_in_slashes_and_underscores_have_their_own_state() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "underscores");
+    let dir = f.dir.path();
+    let files = [dir.join("a_b/M.csv"), dir.join("a/b/M.csv")];
+    for (i, file) in files.iter().enumerate() {
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(file, numbered(&format!("file{i}"), 0..20)).unwrap();
+    }
+    let state = dir.join("state");
+    let start = |file: &std::path::Path| {
+        let args = [
+            "-t",
+            &f.topic,
+            "--file",
+            file.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        common::cdrship(&broker, &args)
+    };
+    let reader = broker.reader(&f.topic);
+    let mut got = Vec::new();
+    let mut runs: Vec<_> = files.iter().map(|file| start(file)).collect();
+    reader.read_more(&mut got, 40);
+    for run in &mut runs {
+        run.stop();
+    }
+    // Restarts, one after the other, with nothing new: nothing is sent.
+    for file in files.iter().chain(&files) {
+        let mut run = start(file);
+        run.wait_for_log("resuming at byte");
+        run.stop();
+    }
+    assert_eq!(reader.stored(), 40);
+}
