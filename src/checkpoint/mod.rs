@@ -8,6 +8,7 @@
 //! safe to store is the tracker's job (its watermark).
 
 mod lock;
+mod naming;
 mod progress;
 mod read_back;
 
@@ -108,24 +109,40 @@ impl Store {
     pub fn new(dir: &Path, followed: &Path) -> Result<Self> {
         fs::create_dir_all(dir)
             .with_context(|| format!("creating state directory {}", dir.display()))?;
-        let name: String = followed
-            .to_string_lossy()
-            .trim_start_matches('/')
-            .chars()
-            .map(|c| if c == '/' { '_' } else { c })
-            .collect();
         Ok(Store {
-            file: dir.join(format!("{name}.state.json")),
+            file: dir.join(format!("{}.state.json", naming::name(followed))),
         })
     }
 
     /// The store for the resolved path `followed`, given as `given`: a
-    /// state an older cdrship saved under the name of the path as given
-    /// (before paths were resolved) is renamed to the resolved name.
-    pub fn renamed(dir: &Path, followed: &Path, given: &Path) -> Result<Self> {
+    /// state an older cdrship saved under the names it gave (after the
+    /// path as given, or with an ambiguous spelling) is taken over when
+    /// `mine` says its saved path is this one.
+    pub fn taken_over(
+        dir: &Path,
+        followed: &Path,
+        given: &Path,
+        mine: impl Fn(&Path) -> bool,
+    ) -> Result<Self> {
         let store = Store::new(dir, followed)?;
-        let old = Store::new(dir, given)?;
-        if old.file != store.file && old.file.exists() && !store.file.exists() {
+        let older = [
+            naming::legacy(followed),
+            naming::legacy(given),
+            naming::name(given),
+        ];
+        for name in older {
+            let old = Store {
+                file: dir.join(format!("{name}.state.json")),
+            };
+            if old.file == store.file || store.file.exists() {
+                continue;
+            }
+            let Ok(Some(state)) = old.load() else {
+                continue;
+            };
+            if !mine(&state.path) {
+                continue;
+            }
             fs::rename(&old.file, &store.file).with_context(|| {
                 format!(
                     "renaming the state {} to {}",

@@ -56,7 +56,9 @@ pub async fn open_progress(
         }
         _ => return Ok(Opened::Unkept),
     };
-    let progress = Progress::new(Store::renamed(dir, path, given)?, path.clone())?;
+    let mine = |saved: &Path| saved == path || crate::source::file::resolve(saved) == *path;
+    let store = Store::taken_over(dir, path, given, mine)?;
+    let progress = Progress::new(store, path.clone())?;
     info!("progress is saved in {}", progress.location().display());
     let Some(fence) = config.exactly_once else {
         return Ok(Opened::Kept(Arc::new(progress), None));
