@@ -232,3 +232,49 @@ fn a_nul_hole_before_a_cdr_is_skipped_and_the_cdr_shipped() {
     e.nothing_more();
     assert_eq!(broker.reader(&format!("{}.rejects", f.topic)).stored(), 0);
 }
+
+/// logrotate with `extension .csv` names rotated files `Master.1.csv`,
+/// `Master.2.csv`: two rotations while cdrship was stopped, and the file
+/// rotated in between is read too (found by the adversarial review: it
+/// was never read, silently).
+#[test]
+fn rotations_keeping_the_extension_while_stopped_lose_nothing() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "extension-kept");
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("first", 0..100));
+    let mut run = f.start(&broker);
+    e.check();
+    run.stop();
+    e.add(&f.path, numbered("first", 100..110));
+    fs::rename(&f.path, f.sibling("Master.1.csv")).unwrap();
+    e.add(&f.path, numbered("between", 0..100));
+    fs::rename(f.sibling("Master.1.csv"), f.sibling("Master.2.csv")).unwrap();
+    fs::rename(&f.path, f.sibling("Master.1.csv")).unwrap();
+    e.add(&f.path, numbered("after", 0..100));
+    let mut run = f.start(&broker);
+    e.check();
+    run.stop();
+    e.nothing_more();
+}
+
+/// A copy of the file made while cdrship is stopped (a backup, logrotate
+/// `copy`) holds lines already delivered: it is no rotated generation and
+/// is not shipped again (found by the adversarial review: it was shipped
+/// whole, under new ids, also with `--exactly-once`).
+#[test]
+fn a_backup_copy_made_while_stopped_is_not_shipped_again() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "backup-copy");
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("cdr", 0..100));
+    let mut run = f.start(&broker);
+    e.check();
+    run.stop();
+    fs::copy(&f.path, f.sibling("Master.csv.orig")).unwrap();
+    e.add(&f.path, numbered("cdr", 100..110));
+    let mut run = f.start(&broker);
+    e.check();
+    run.stop();
+    e.nothing_more();
+}
