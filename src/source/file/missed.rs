@@ -49,8 +49,9 @@ impl Finished {
 }
 
 /// The siblings of `path` that are generations of it: regular files
-/// named after it (`Master.csv.1`, `Master.csv-20261207`), not compressed,
-/// not the path itself; with their modification times.
+/// named after it (`Master.csv.1`, `Master.csv-20261207`, and with
+/// logrotate's `extension .csv` `Master.1.csv`, `Master-20261207.csv`),
+/// not compressed, not the path itself; with their modification times.
 pub(super) fn generations(path: &Path) -> Vec<(SystemTime, PathBuf)> {
     let (Ok(dir), Some(base)) = (std::fs::read_dir(directory_of(path)), path.file_name()) else {
         return Vec::new();
@@ -60,7 +61,7 @@ pub(super) fn generations(path: &Path) -> Vec<(SystemTime, PathBuf)> {
         .filter_map(|entry| {
             let candidate = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            if is_followed(&candidate, path) || !name.starts_with(&base) || compressed(&name) {
+            if is_followed(&candidate, path) || !named_after(&name, &base) || compressed(&name) {
                 return None;
             }
             // Through a symlink too: logrotate's own files are regular.
@@ -68,6 +69,24 @@ pub(super) fn generations(path: &Path) -> Vec<(SystemTime, PathBuf)> {
             Some((meta.modified().ok()?, candidate)).filter(|_| meta.is_file())
         })
         .collect()
+}
+
+/// Whether the file `name` is named after the followed file `base`:
+/// `base` then a suffix, or with the extension kept at the end (`stem`,
+/// a `.` or `-` and a suffix, then `.ext`).
+fn named_after(name: &str, base: &str) -> bool {
+    if name.starts_with(base) {
+        return true;
+    }
+    let Some((stem, ext)) = base.rsplit_once('.').filter(|(stem, _)| !stem.is_empty()) else {
+        return false;
+    };
+    let Some(rest) = name.strip_prefix(stem) else {
+        return false;
+    };
+    (rest.starts_with('.') || rest.starts_with('-'))
+        && rest.len() > ext.len() + 2
+        && rest.ends_with(&format!(".{ext}"))
 }
 
 /// The generations of `path` rotated in and away since `since` (when the
@@ -153,5 +172,33 @@ impl Late<'_> {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_after;
+
+    #[test]
+    fn rotated_names_with_and_without_the_extension_kept() {
+        for name in [
+            "Master.csv.1",
+            "Master.csv-20261207",
+            "Master.1.csv",
+            "Master-20261207.csv",
+        ] {
+            assert!(named_after(name, "Master.csv"), "{name}");
+        }
+        for name in ["Master.csv.txt.x", "Other.1.csv", "Master.csv"] {
+            let after = named_after(name, "Master.csv");
+            assert_eq!(after, name.starts_with("Master.csv"), "{name}");
+        }
+        assert!(!named_after("Master.1.txt", "Master.csv"));
+        assert!(!named_after("Masterx.csv", "Master.csv"));
+        assert!(
+            named_after("cdr.1", "cdr"),
+            "no extension: cdr then a suffix"
+        );
+        assert!(!named_after("cd.1", "cdr"));
     }
 }

@@ -12,8 +12,9 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 
-use super::current::{directory_of, is_followed, Current};
+use super::current::{directory_of, is_followed, read_head, Current};
 use crate::checkpoint::{Resume, State};
+use crate::position::HEAD_BYTES;
 
 /// The files to read after a start.
 pub(super) struct Resumed {
@@ -216,7 +217,7 @@ fn rotated_since(
     };
     let mut between: Vec<_> = super::missed::generations(path)
         .into_iter()
-        .filter(|(_, p)| !since.found.contains(p) && new_since_stop(p))
+        .filter(|(_, p)| !since.found.contains(p) && new_since_stop(p) && !copy_of(p, since.saved))
         .collect();
     between.sort();
     let mut opened = Vec::new();
@@ -227,4 +228,26 @@ fn rotated_since(
         }
     }
     Ok(opened)
+}
+
+/// Whether the file at `candidate` is a copy of one of the `saved` files
+/// (a backup made while cdrship was stopped, logrotate `copy`): it holds
+/// the saved file's bytes up to the saved offset, proven by the head and
+/// the window before the offset (by a whole 4 KiB head for a state saved
+/// without windows). Such a copy is no generation of its own: its lines
+/// are the saved file's, read from where they are.
+fn copy_of(candidate: &Path, saved: &[Resume]) -> bool {
+    let Ok(file) = std::fs::File::open(candidate) else {
+        return false;
+    };
+    let (Ok(head), Ok(meta)) = (read_head(&file), file.metadata()) else {
+        return false;
+    };
+    saved.iter().any(|entry| {
+        let proven = match entry.window {
+            Some(_) => entry.proven_in(&file),
+            None => entry.file.head_len as usize == HEAD_BYTES,
+        };
+        meta.len() >= entry.offset && entry.file.head_matches(&head) && proven
+    })
 }
