@@ -140,6 +140,17 @@ impl Outcome {
             ),
             _ => {}
         }
+        if c.damaged > 0 {
+            let spool = match &self.keeper {
+                Keeper::Spool(dir) => format!(" {}", dir.display()),
+                _ => String::new(),
+            };
+            error!(
+                "{} lines an earlier run spooled are lost: damage in the spool{spool} \
+                 cost their records (its errors above say where)",
+                c.damaged
+            );
+        }
         match (&self.error, lost) {
             (None, 0) => {}
             (None, lost) => match &self.keeper {
@@ -163,9 +174,11 @@ impl Outcome {
 
     /// The exit status: 0 when every line was delivered; 75 when the
     /// undelivered ones are all kept and nothing failed; 1 when lines were
-    /// lost or something failed.
+    /// lost (also lines an earlier run spooled, to damage in the spool)
+    /// or something failed.
     pub fn status(&self) -> u8 {
-        match (&self.error, self.lost(), self.kept()) {
+        let lost = self.lost() + self.counts.damaged;
+        match (&self.error, lost, self.kept()) {
             (None, 0, 0) => 0,
             (None, 0, _) => TEMPFAIL,
             _ => 1,
@@ -205,6 +218,9 @@ mod tests {
             (file(), Some("refused"), [5, 0, 0], 1, 0),
             (spool(), Some("reading failed"), [5, 5, 0], 1, 0),
         ];
+        let mut damaged = outcome(spool(), None, [5, 5, 0]);
+        damaged.counts.damaged = 2;
+        assert_eq!((damaged.status(), damaged.lost()), (1, 0));
         for (keeper, error, counts, status, lost) in cases {
             let o = outcome(keeper.clone(), error, counts);
             assert_eq!(

@@ -146,6 +146,60 @@ fn a_torn_last_record_is_skipped_on_start() {
     assert!(up.log().contains("1 torn records skipped"), "{}", up.log());
 }
 
+/// Damage amid whole records (a block the file system never wrote after
+/// a power loss, out-of-order writeback): only the damaged records are
+/// lost, every whole one after them is sent, and the loss is reported.
+#[test]
+fn damage_amid_a_segment_costs_only_the_damaged_records() {
+    let broker = Broker::start();
+    let topic = broker.topic("spool-damage", 1);
+    let spool = tempfile::tempdir().unwrap();
+    let lines = numbered("line", 0..100);
+
+    let mut down = spooling_without_broker(&topic, spool.path(), &[]);
+    down.feed(lines.as_bytes());
+    wait_spooled(&down, spool.path(), "stdin", 100);
+    down.terminate();
+    assert_eq!(down.wait().code(), Some(75), "{}", down.log());
+    let segment = segments(spool.path()).pop().expect("a spool segment");
+    assert!(std::fs::metadata(&segment).unwrap().len() > 4000);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[0; 100], 2000).unwrap();
+    drop(file);
+
+    let mut up = cdrship(
+        &broker,
+        &["-t", &topic, "--spool-dir", spool.path().to_str().unwrap()],
+    );
+    up.feed(b"after\n");
+    up.close_stdin();
+    let status = up.wait();
+    let log = up.log();
+    let reader = broker.reader(&topic);
+    let got = texts(&reader.read(reader.stored() as usize));
+    assert_eq!(got.last().map(String::as_str), Some("after"), "{log}");
+    // 100 zeros hit at most three records (46 or 47 bytes each), in a row.
+    let missing: Vec<usize> = (0..100)
+        .filter(|i| !got.contains(&format!("line {i}")))
+        .collect();
+    assert!((1..=3).contains(&missing.len()), "{missing:?}\n{log}");
+    assert!(missing.windows(2).all(|w| w[1] == w[0] + 1), "{missing:?}");
+    let mut expected: Vec<String> = (0..100)
+        .filter(|i| !missing.contains(i))
+        .map(|i| format!("line {i}"))
+        .collect();
+    expected.push("after".to_owned());
+    assert_eq!(got, expected);
+    let name = segment.file_name().unwrap().to_str().unwrap();
+    assert!(log.contains(name) && log.contains("damaged"), "{log}");
+    let lost = format!("{} lines an earlier run spooled are lost", missing.len());
+    assert!(log.contains(&lost), "{log}");
+    assert_eq!(status.code(), Some(1), "{log}");
+}
+
 #[test]
 fn one_process_per_spool_directory() {
     let spool = tempfile::tempdir().unwrap();

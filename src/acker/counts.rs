@@ -29,6 +29,9 @@ pub struct Counts {
     pub unspooled: u64,
     /// Fixed-width records that went on past their layout.
     pub longer: u64,
+    /// Lines an earlier run spooled that damage in the spool cost (replay
+    /// skipped their records): lost, though never read by this run.
+    pub damaged: u64,
 }
 
 /// The counts the sources write. Aligned apart from [`SettledCounters`]:
@@ -44,6 +47,7 @@ pub(super) struct SentCounters {
     pub(super) keyless: AtomicU64,
     pub(super) unspooled: AtomicU64,
     pub(super) longer: AtomicU64,
+    pub(super) damaged: AtomicU64,
 }
 
 /// The counts the delivery callback writes.

@@ -168,6 +168,11 @@ impl Tracker {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Replaying the spool skipped damaged records holding `lines` lines.
+    pub fn spool_damaged(&self, lines: u64) {
+        self.sent.damaged.fetch_add(lines, Ordering::Relaxed);
+    }
+
     /// The broker acknowledged the line of `ticket`, placing it at
     /// `placed` (if known).
     pub fn delivered(&self, ticket: u64, placed: Option<Placed>) {

@@ -61,6 +61,7 @@ impl Tracker {
             keyless: get(&s.keyless),
             unspooled: get(&s.unspooled),
             longer: get(&s.longer),
+            damaged: get(&s.damaged),
         }
     }
 

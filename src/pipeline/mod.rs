@@ -135,7 +135,8 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
     let source_result = {
         let source = async {
             if let Some(backlog) = backlog {
-                replay(backlog, router_for(String::new()), &stop).await?;
+                let lost = replay(backlog, router_for(String::new()), &stop).await?;
+                tracker.spool_damaged(lost);
             }
             match &config.source {
                 SourceConfig::Stdin { idle_timeout } => {

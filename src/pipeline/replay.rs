@@ -13,13 +13,14 @@ use crate::route::Router;
 use crate::spool::{Backlog, Replayed};
 
 /// Route every remaining record of `backlog` until done or `stop`;
-/// `template` is the template of each source's router.
+/// `template` is the template of each source's router. Returns the lines
+/// damage in the spool cost: the run's outcome counts them lost.
 pub async fn replay(
     mut backlog: Backlog,
     template: Router,
     stop: &CancellationToken,
-) -> Result<()> {
-    let (mut lines, mut torn) = (0u64, 0u64);
+) -> Result<u64> {
+    let (mut lines, mut torn, mut lost) = (0u64, 0u64, 0u64);
     let mut routers: HashMap<String, Router> = HashMap::new();
     let mut last: Option<String> = None;
     'segments: while let Some(segment) = backlog.next().await? {
@@ -30,6 +31,10 @@ pub async fn replay(
             let (source, frame, mark) = match record {
                 Replayed::Torn => {
                     torn += 1;
+                    continue;
+                }
+                Replayed::Damaged { lines } => {
+                    lost += lines;
                     continue;
                 }
                 Replayed::Header { source, frame } => (source, frame, None),
@@ -67,5 +72,5 @@ pub async fn replay(
     if torn > 0 {
         warn!("spool: {torn} torn records skipped (their writes were cut by a crash)");
     }
-    Ok(())
+    Ok(lost)
 }

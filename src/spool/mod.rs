@@ -16,8 +16,10 @@
 //! was produced and not yet acknowledged, and a write the disk refuses
 //! holds the batch (and the reading) back until there is room. Records are
 //! fsynced within a second by the pipeline: a power loss can tear the last
-//! ones, which the checksum catches on replay.
+//! ones, which the checksum catches on replay, or leave damage amid whole
+//! records, which replay skips to the next whole record (`damage.rs`).
 
+mod damage;
 mod delivered;
 mod exactly;
 mod record;

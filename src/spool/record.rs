@@ -46,7 +46,8 @@ pub enum Decoded<'a> {
     Record(Record<'a>),
     /// Nothing: the segment ends here.
     End,
-    /// A torn or corrupt record: nothing after it can be trusted.
+    /// A torn or corrupt record: its length cannot be trusted, so where
+    /// the next one starts is unknown (see `damage.rs`).
     Torn(&'static str),
 }
 
@@ -106,6 +107,11 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
     let Some(body) = buf.get(PREFIX..PREFIX + len) else {
         return Decoded::Torn("record cut short");
     };
+    // Before the checksum: resyncing after damage tries every byte, and
+    // this refuses most of them cheaply.
+    if !(LINE..=CUT_HEADER).contains(&body[0]) {
+        return Decoded::Torn("record kind unknown");
+    }
     if crc32fast::hash(body) != u32_at(prefix, 4) {
         return Decoded::Torn("record checksum mismatch");
     }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
+use super::damage::{survey, Gap};
 use super::record::{decode, Decoded};
 use super::segment_path;
 use crate::framing::Frame;
@@ -32,6 +33,8 @@ pub struct Spooled {
     number: u32,
     data: Vec<u8>,
     start: usize,
+    /// Damaged stretches with whole records after them, in order.
+    gaps: Vec<Gap>,
 }
 
 /// What a segment holds at one place.
@@ -49,6 +52,10 @@ pub enum Replayed<'a> {
     /// A torn record (SIGKILL mid-append, power loss) ends the segment;
     /// it is logged here, counting it is the caller's.
     Torn,
+    /// Damage amid whole records was skipped, costing `lines` lines not
+    /// delivered yet (0 when all were before the saved position); it is
+    /// logged here, counting it is the caller's.
+    Damaged { lines: u64 },
 }
 
 impl Backlog {
@@ -76,21 +83,25 @@ impl Backlog {
             );
             start = 0;
         }
+        let gaps = survey(&data);
         Ok(Some(Spooled {
             path,
             number,
             data,
             start,
+            gaps,
         }))
     }
 }
 
 impl Spooled {
     /// The segment's lines after the saved position and its header
-    /// records, in order; a torn record is the last item.
+    /// records, in order, with an item for each damaged stretch skipped;
+    /// a torn record is the last item.
     pub fn records(&self) -> impl Iterator<Item = Replayed<'_>> {
         let mut at = 0;
         let mut ended = false;
+        let mut gaps = self.gaps.iter().peekable();
         std::iter::from_fn(move || loop {
             if ended {
                 return None;
@@ -99,6 +110,12 @@ impl Spooled {
                 Decoded::Record(record) => record,
                 Decoded::End => return None,
                 Decoded::Torn(why) => {
+                    if let Some(gap) = gaps.next_if(|gap| gap.from == at) {
+                        at = gap.to;
+                        return Some(Replayed::Damaged {
+                            lines: self.skip(gap, why),
+                        });
+                    }
                     warn!(
                         "spool: {}: {why} at byte {at}; skipping its last {} bytes (a write cut by a crash)",
                         self.path.display(),
@@ -125,5 +142,27 @@ impl Spooled {
                 });
             }
         })
+    }
+
+    /// Log `gap`; the lines it cost that were not delivered yet. Lines
+    /// after the saved position are; where the damage reaches across it,
+    /// all its lines are counted (more, never fewer).
+    fn skip(&self, gap: &Gap, why: &str) -> u64 {
+        let bytes = gap.to - gap.from;
+        let (path, range) = (self.path.display(), format!("{}..{}", gap.from, gap.to));
+        if gap.to <= self.start {
+            warn!(
+                "spool: {path}: {why} at byte {}: {bytes} damaged bytes skipped (bytes {range}); \
+                 their lines were delivered already",
+                gap.from
+            );
+            return 0;
+        }
+        error!(
+            "spool: {path}: {why} at byte {}: {bytes} damaged bytes skipped (bytes {range}), \
+             whole records follow; {} lines lost (counted by the line numbers around them)",
+            gap.from, gap.lines
+        );
+        gap.lines
     }
 }

@@ -244,3 +244,57 @@ fn a_position_naming_a_segment_freed_before_a_crash_replays_the_rest_whole() {
     // Nothing delivered in this run: the last save has nothing to add.
     spool.commit(None, &Settled::default()).unwrap();
 }
+
+/// Spool 30 lines, zero the records of lines 10 to 12, and reopen: what
+/// replay yields after the saved position `delivered` (a line's index).
+async fn replayed_around_damage(delivered: Option<usize>) -> (Vec<u64>, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+    let marks: Vec<Mark> = (1..=30)
+        .map(|line| {
+            let frame = Frame::Line {
+                bytes: b"call,100,200",
+                end: 0,
+                line,
+            };
+            spool.append(frame, "stdin").unwrap()
+        })
+        .collect();
+    spool.write().unwrap();
+    if let Some(index) = delivered {
+        spool
+            .commit(Some(marks[index]), &Settled::default())
+            .unwrap();
+    }
+    drop(spool);
+    let path = segment_path(dir.path(), 0);
+    let mut data = fs::read(&path).unwrap();
+    data[marks[8].offset as usize + 5..marks[11].offset as usize - 5].fill(0);
+    fs::write(&path, &data).unwrap();
+    let (_spool, mut backlog) = Spool::open(dir.path(), 1 << 20).unwrap();
+    let segment = backlog.next().await.unwrap().unwrap();
+    let (mut lines, mut lost) = (Vec::new(), 0);
+    for record in segment.records() {
+        match record {
+            Replayed::Line { frame, mark, .. } => {
+                // A line's mark is its own record's end: never inside the
+                // damage, never past a whole line not replayed yet.
+                assert_eq!(mark, marks[frame.line() as usize - 1]);
+                lines.push(frame.line());
+            }
+            Replayed::Damaged { lines } => lost += lines,
+            other => panic!("{other:?}"),
+        }
+    }
+    (lines, lost)
+}
+
+#[tokio::test]
+async fn damage_is_skipped_to_the_next_whole_record_and_counted_if_undelivered() {
+    let after: Vec<u64> = (13..=30).collect();
+    let all: Vec<u64> = (1..=9).chain(13..=30).collect();
+    assert_eq!(replayed_around_damage(None).await, (all, 3));
+    assert_eq!(replayed_around_damage(Some(4)).await.1, 3, "before it");
+    assert_eq!(replayed_around_damage(Some(10)).await, (after.clone(), 3));
+    assert_eq!(replayed_around_damage(Some(11)).await, (after, 0));
+}
