@@ -435,3 +435,34 @@ fn a_full_state_disk_is_reported_in_the_summary_and_loses_nothing() {
         assert_eq!(first.header("cdrship.id"), second.header("cdrship.id"));
     }
 }
+
+/// The file at the path moved to another inode with its bytes intact
+/// while cdrship was stopped (restored from a backup with `cp` and `mv`;
+/// the same happens to every file when its file system comes back under
+/// another device number after a reboot): it still provably holds what
+/// was delivered, so it is resumed, not sent again whole (found by the
+/// adversarial review: every CDR arrived twice, also with
+/// `--exactly-once`).
+#[test]
+fn the_saved_file_restored_on_another_inode_is_resumed() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "restored");
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("cdr", 0..100));
+    let mut run = f.start(&broker);
+    e.check();
+    run.stop();
+    let restored = f.sibling("restore.tmp");
+    fs::copy(&f.path, &restored).unwrap();
+    fs::rename(&restored, &f.path).unwrap();
+    e.add(&f.path, numbered("cdr", 100..110));
+    let mut run = f.start(&broker);
+    e.check();
+    run.stop();
+    e.nothing_more();
+    assert!(
+        run.log().contains("device or inode changed"),
+        "{}",
+        run.log()
+    );
+}
