@@ -6,7 +6,12 @@
 
 use std::path::Path;
 
-/// The name of `followed`'s state, without the `.state.json` suffix.
+/// Longest name kept whole: a file name may have 255 bytes, and the
+/// suffixes (`.state.json`, `.json.tmp`, `.lock`) need some.
+const LONGEST: usize = 200;
+
+/// The name of `followed`'s state, without the `.state.json` suffix. A
+/// longer one keeps its end (the file's own name) after a hash of all.
 pub(super) fn name(followed: &Path) -> String {
     let mut name = String::new();
     for c in followed.to_string_lossy().trim_start_matches('/').chars() {
@@ -17,7 +22,17 @@ pub(super) fn name(followed: &Path) -> String {
             c => name.push(c),
         }
     }
-    name
+    if name.len() <= LONGEST {
+        return name;
+    }
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let mut cut = name.len() - (LONGEST - 17);
+    while !name.is_char_boundary(cut) {
+        cut += 1;
+    }
+    format!("{hash:016x}-{}", &name[cut..])
 }
 
 /// The name an older cdrship gave `followed`'s state.
@@ -51,5 +66,10 @@ mod tests {
             legacy(Path::new("/x/a_b/M.csv")),
             legacy(Path::new("/x/a/b/M.csv"))
         );
+        // Deep paths: a name a file system takes, still one per path.
+        let deep = |leaf: &str| format!("/{}/{leaf}/Master.csv", "d/".repeat(150));
+        let (a, b) = (name(Path::new(&deep("a"))), name(Path::new(&deep("b"))));
+        assert!(a.len() <= LONGEST && a.ends_with("_Master.csv"), "{a}");
+        assert_ne!(a, b);
     }
 }

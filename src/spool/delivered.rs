@@ -89,14 +89,14 @@ impl Delivered {
 
     /// The saved position, if it still names a segment on disk in `dir`
     /// (the same file: a segment number is never reused, the inode check
-    /// is a guard).
+    /// is a guard; not the device, which a reboot may renumber).
     pub(super) fn mark(&self, dir: &std::path::Path, segments: &[Segment]) -> Option<Mark> {
         let mark = Mark {
             generation: self.segment,
             offset: self.offset,
         };
         match segments.iter().find(|s| s.number == self.segment) {
-            Some(s) if s.id.same_inode(&self.file) => Some(mark),
+            Some(s) if s.id.ino == self.file.ino => Some(mark),
             Some(_) => {
                 warn!(
                     "spool: {} was replaced since its progress was saved; replaying it whole",

@@ -15,10 +15,33 @@ use crate::checkpoint::{Previous, ReadBack, Settled};
 use crate::position::{Mark, Written};
 use crate::sync::lock;
 
-/// The spool directory's identity for line ids.
+/// The file that keeps the spool's identity.
+const IDENTITY: &str = "identity";
+
+/// The spool directory's identity for line ids: its device and inode when
+/// first used, kept in a file of its own, so the ids of its lines stay
+/// the same when its file system comes back under another device number
+/// after a reboot (the read-back must know them again).
 pub(super) fn identity(dir: &Path) -> Result<String> {
+    let kept = dir.join(IDENTITY);
+    if let Ok(text) = std::fs::read_to_string(&kept) {
+        if text.starts_with("spool:") {
+            return Ok(text.trim_end().to_owned());
+        }
+    }
     let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
-    Ok(format!("spool:{}:{}", meta.dev(), meta.ino()))
+    let identity = format!("spool:{}:{}", meta.dev(), meta.ino());
+    let tmp = dir.join(format!("{IDENTITY}.tmp"));
+    let keep = || -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut out = std::fs::File::create(&tmp)?;
+        out.write_all(identity.as_bytes())?;
+        out.sync_all()?;
+        std::fs::rename(&tmp, &kept)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    keep().with_context(|| format!("keeping the spool's identity in {}", kept.display()))?;
+    Ok(identity)
 }
 
 impl Spool {
@@ -99,6 +122,18 @@ mod tests {
     use crate::checkpoint::{value_hash, Found, Recovered};
     use crate::position::{PartitionFrom, Placed};
     use crate::spool::tests::line;
+
+    /// The identity in line ids is kept, so it survives the device
+    /// number changing under the spool (as after a reboot).
+    #[test]
+    fn the_spool_identity_is_kept_across_device_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = identity(dir.path()).unwrap();
+        assert_eq!(identity(dir.path()).unwrap(), first);
+        // As if the file system came back under another device number.
+        std::fs::write(dir.path().join(IDENTITY), "spool:1:2").unwrap();
+        assert_eq!(identity(dir.path()).unwrap(), "spool:1:2");
+    }
 
     /// A fresh spool saves where the partitions end before any line; a
     /// found message of a line the watermark has not passed holds `from`

@@ -61,8 +61,17 @@ pub(super) fn open(
     });
     for &entry in &entries {
         let at_path = match resumed.current {
-            None => Current::open(path, *generation, max_line)?
-                .filter(|(c, len)| c.id.same_file(&entry.file, &c.head) && entry.offset <= *len),
+            None => Current::open(path, *generation, max_line)?.filter(|(c, len)| {
+                let same = c.id.same_file(&entry.file, &c.head);
+                let moved = !same && moved(path, &entry, c);
+                if moved {
+                    info!(
+                        "{}: the saved file's device or inode changed (its file system came back under another device number, or it was restored), and it holds the bytes delivered",
+                        path.display()
+                    );
+                }
+                (same || moved) && entry.offset <= *len
+            }),
             Some(_) => None,
         };
         let mut unproven = false;
@@ -249,5 +258,28 @@ fn copy_of(candidate: &Path, saved: &[Resume]) -> bool {
             None => entry.file.head_len as usize == HEAD_BYTES,
         };
         meta.len() >= entry.offset && entry.file.head_matches(&head) && proven
+    })
+}
+
+/// Whether the file `at_path` is the saved one `entry` moved to another
+/// device or inode: a file system mounted under another device number
+/// after a reboot (LVM, NVMe, btrfs), or the file restored from a backup.
+/// Only its bytes can tell: the head and the window before the saved
+/// offset match, and no sibling still has the saved device and inode.
+fn moved(path: &Path, entry: &Resume, at_path: &Current) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    if entry.window.is_none()
+        || at_path.id.same_inode(&entry.file)
+        || !entry.file.head_matches(&at_path.head)
+        || !entry.proven_in(&at_path.file)
+    {
+        return false;
+    }
+    let Ok(dir) = std::fs::read_dir(directory_of(path)) else {
+        return false;
+    };
+    !dir.flatten().any(|e| {
+        e.metadata()
+            .is_ok_and(|m| m.dev() == entry.file.dev && m.ino() == entry.file.ino)
     })
 }
