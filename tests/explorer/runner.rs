@@ -96,6 +96,10 @@ pub fn run(schedule: &Schedule) -> Outcome {
         args.extend(["--from".into(), "end".into()]);
     }
     args.extend(schedule.fault_args());
+    // More of cdrship's own arguments for a replay (`-v` to see why).
+    if let Ok(extra) = std::env::var("CDRSHIP_EXPLORE_ARGS") {
+        args.extend(extra.split_whitespace().map(String::from));
+    }
     // A small disk of its own for a state that fills it.
     let disk = schedule.fills_state_disk().then(|| Tmpfs::mount("1m"));
     let mut run = Run {
@@ -387,6 +391,12 @@ fn first_outage(run: &mut Run<'_>, writer: &Writer, lasting: Duration) {
 /// naming it (a line of that file arrived, the writer still writing).
 fn settled(run: &Run<'_>, writer: &Writer, collector: &Collector, path: &Path) -> bool {
     settle(STEP_DEADLINE, || {
+        // Started reading: past its --exactly-once fence and read-back (a
+        // file deleted before it opened it is beyond it, as while stopped).
+        let reading = run
+            .process
+            .as_ref()
+            .is_some_and(|p| p.log().contains("shipping "));
         let Some(ino) = inode(path) else { return false };
         let arrived = writer
             .pause()
@@ -394,7 +404,7 @@ fn settled(run: &Run<'_>, writer: &Writer, collector: &Collector, path: &Path) -
             .lines_in(ino)
             .iter()
             .any(|&n| collector.has(n));
-        arrived && run.saved_names(ino)
+        reading && arrived && run.saved_names(ino)
     })
 }
 
