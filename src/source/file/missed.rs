@@ -43,9 +43,18 @@ impl Finished {
     /// head is known (a shorter head could be a new file's header line).
     fn knows(&self, id: &FileId, head: &[u8]) -> bool {
         self.0.iter().any(|(known, known_head)| {
-            head.starts_with(known_head) && (known.same_inode(id) || known_head.len() == HEAD_BYTES)
+            let whole = known_head.len() == HEAD_BYTES && telling(known_head);
+            head.starts_with(known_head) && (known.same_inode(id) || whole)
         })
     }
+}
+
+/// Whether a head tells files apart: not empty, and not only NUL bytes
+/// (the hole copytruncate leaves before a writer without `O_APPEND` goes
+/// on: every such file starts with the same bytes). A head that tells
+/// nothing proves no copy: the file is read (duplicates, never a loss).
+fn telling(head: &[u8]) -> bool {
+    head.iter().any(|&b| b != 0)
 }
 
 /// The siblings of `path` that are generations of it: regular files
@@ -115,8 +124,7 @@ fn between(
         let head = read_head(&current.file)?;
         let read_already = finished.knows(&current.id, &head)
             || reading.iter().any(|(id, known_head)| {
-                id.same_inode(&current.id)
-                    || (!known_head.is_empty() && head.starts_with(known_head))
+                id.same_inode(&current.id) || (telling(known_head) && head.starts_with(known_head))
             });
         if !read_already {
             opened.push((candidate, current));

@@ -257,7 +257,9 @@ fn copy_of(candidate: &Path, saved: &[Resume]) -> bool {
             Some(_) => entry.proven_in(&file),
             None => entry.file.head_len as usize == HEAD_BYTES,
         };
-        meta.len() >= entry.offset && entry.file.head_matches(&head) && proven
+        // A head of NUL bytes (a hole) proves no copy.
+        let telling = head.iter().any(|&b| b != 0);
+        telling && meta.len() >= entry.offset && entry.file.head_matches(&head) && proven
     })
 }
 
