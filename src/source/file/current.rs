@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context as _, Result};
 
+pub(super) use super::head::read_head;
 use crate::framing::Framer;
 use crate::position::{FileId, HEAD_BYTES};
 
@@ -91,21 +92,6 @@ fn count_lines(file: &File, upto: u64) -> Result<u64> {
         at += n as u64;
     }
     Ok(lines)
-}
-
-pub(super) fn read_head(file: &File) -> Result<Vec<u8>> {
-    let mut head = vec![0; HEAD_BYTES];
-    let mut filled = 0;
-    while filled < HEAD_BYTES {
-        match file.read_at(&mut head[filled..], filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).context("reading the head of the followed file"),
-        }
-    }
-    head.truncate(filled);
-    Ok(head)
 }
 
 /// What the path looks like compared to the open file.

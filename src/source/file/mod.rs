@@ -24,6 +24,7 @@ use crate::route::Router;
 
 mod copy;
 mod current;
+mod head;
 mod missed;
 mod reader;
 mod resolve;
