@@ -414,6 +414,15 @@ fn a_full_state_disk_is_reported_in_the_summary_and_loses_nothing() {
     e.add(&f.path, numbered("cdr", 0..10));
     let mut run = common::cdrship(&broker, &args);
     e.check();
+    // The first ten are saved as delivered before the disk fills.
+    let saved = format!("\"offset\":{},", numbered("cdr", 0..10).len());
+    common::wait_until("the first lines' position is saved", || {
+        fs::read_dir(&state).unwrap().flatten().any(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.ends_with(".state.json")
+                && fs::read_to_string(entry.path()).is_ok_and(|s| s.contains(&saved))
+        })
+    });
     let filler = disk.fill();
     e.add(&f.path, numbered("cdr", 10..20));
     e.check();
