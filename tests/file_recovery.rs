@@ -243,6 +243,7 @@ fn a_follower_whose_lock_file_is_deleted_stops() {
     e.add(&f.path, numbered("before", 0..10));
     let mut first = f.start(&broker);
     e.check();
+    f.wait_saved(numbered("before", 0..10).len());
     let lock = f.state_file().with_extension("lock");
     fs::remove_file(&lock).unwrap();
     assert_eq!(first.wait().code(), Some(1), "{}", first.log());

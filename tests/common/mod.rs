@@ -684,6 +684,20 @@ impl Followed {
         self.dir.path().join(name)
     }
 
+    /// Wait until the saved state says every line before byte `offset`
+    /// is delivered (a real broker acknowledges later than the mock).
+    pub fn wait_saved(&self, offset: usize) {
+        let saved = format!("\"offset\":{offset},");
+        wait_until("the position is saved", || {
+            std::fs::read_dir(self.dir.path().join("state")).is_ok_and(|dir| {
+                dir.flatten().any(|e| {
+                    e.file_name().to_string_lossy().ends_with(".state.json")
+                        && std::fs::read_to_string(e.path()).is_ok_and(|s| s.contains(&saved))
+                })
+            })
+        });
+    }
+
     /// The state file saved in the state directory.
     pub fn state_file(&self) -> std::path::PathBuf {
         std::fs::read_dir(self.dir.path().join("state"))
