@@ -28,8 +28,6 @@ mod spool;
 mod sync;
 mod watch;
 
-use std::process::ExitCode;
-
 /// jemalloc, also for librdkafka's C allocations (`unprefixed_malloc`):
 /// every message is allocated on the sending thread and freed on the
 /// delivery thread, and glibc's arenas serialize such cross-thread frees
@@ -58,10 +56,24 @@ use outcome::Ending;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-fn main() -> ExitCode {
+fn main() {
     let cli = cli::parse();
     log::init(cli.log_level());
-    start(cli).exit()
+    let status = start(cli).exit();
+    leave(status)
+}
+
+/// End the process with `status`. librdkafka's threads still run (the
+/// producer is not torn down, for a quick exit); C `atexit` handlers, such
+/// as OpenSSL's cleanup, would run under them and can crash a thread in
+/// the middle of a TLS handshake, turning an exit status into a signal.
+/// Everything is saved and synced by now, and stderr is unbuffered: flush
+/// stdout and leave without them.
+fn leave(status: u8) -> ! {
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    // SAFETY: _exit ends the process at once; nothing of it is used after.
+    unsafe { libc::_exit(i32::from(status)) }
 }
 
 /// Turn the command line into a configuration and run it.
@@ -164,5 +176,5 @@ async fn on_signals(signals: Signals, hangup: Hangup, stop: CancellationToken) {
         break;
     }
     error!("second signal: exiting without waiting for deliveries");
-    std::process::exit(130);
+    leave(130)
 }

@@ -6,7 +6,6 @@
 //! ended (usage error, start-up failure, a run) to its exit status.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use crate::acker::Counts;
 
@@ -52,15 +51,15 @@ pub enum Ending {
 
 impl Ending {
     /// Log why it ended; the exit status.
-    pub fn exit(self) -> ExitCode {
+    pub fn exit(self) -> u8 {
         match self {
             Ending::Usage(e) => {
                 error!("{e:#}");
-                ExitCode::from(USAGE)
+                USAGE
             }
             Ending::Failed(e) => {
                 error!("{e:#}");
-                ExitCode::FAILURE
+                1
             }
             Ending::Ran(outcome) => outcome.report(),
         }
@@ -97,7 +96,7 @@ impl Outcome {
     }
 
     /// Log the summary; the exit status.
-    pub fn report(&self) -> ExitCode {
+    pub fn report(&self) -> u8 {
         let c = &self.counts;
         info!(
             "{} lines read, {} delivered ({} of them to the reject topic), {} failed",
@@ -169,7 +168,7 @@ impl Outcome {
                 error!("{lost} of {} lines not delivered and lost: {why}", c.sent)
             }
         }
-        ExitCode::from(self.status())
+        self.status()
     }
 
     /// The exit status: 0 when every line was delivered; 75 when the
