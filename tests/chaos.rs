@@ -135,7 +135,7 @@ fn chaos(extra: &[&str]) -> (u32, usize) {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(12);
-    let broker = Broker::start();
+    let broker = Broker::for_faults();
     let followed = Followed::new(&broker, 4, "chaos");
     let path = followed.path.clone();
     let collector = Collector::start(&broker, &followed.topic, line_number);
@@ -193,19 +193,9 @@ fn chaos(extra: &[&str]) -> (u32, usize) {
                 }
             }
             _ => {
-                // Broker outage (mock) or, with a real broker, a SIGKILL
-                // followed by a rotation while cdrship is down.
-                if broker.outage(Duration::from_secs(2)) {
-                    outages += 1;
-                } else {
-                    let _pause = writer.lock.lock().unwrap();
-                    collector.caught_up(writer.written());
-                    run.signal("KILL");
-                    run.wait();
-                    rotations += u32::from(rotate_rename(&path));
-                    kills += 1;
-                    run = followed.start_with(&broker, extra);
-                }
+                // Broker outage: every node of a real cluster killed.
+                broker.outage(Duration::from_secs(2));
+                outages += 1;
             }
         }
         eprintln!(

@@ -119,3 +119,48 @@ fn sigkills_while_stdin_streams_leave_no_duplicate_and_no_gap() {
         .lines()
         .all(|l| seen.contains_key(l)));
 }
+
+/// After an unclean stop, `--listen` waits the fence before it sends:
+/// meanwhile a PBX's connection is accepted (it used to be refused for
+/// the whole fence) and its lines are delivered once the fence is over.
+#[test]
+fn a_listener_accepts_pbxs_while_it_waits_the_fence() {
+    let broker = Broker::start();
+    let topic = broker.topic("exactly-once-listen-fence", 1);
+    let spool = tempfile::tempdir().unwrap();
+    let dir = spool.path().to_str().unwrap();
+    let addr = format!("127.0.0.1:{}", common::tls::free_port());
+    let fence = ["--exactly-once", "--exactly-once-fence", "5"];
+    let args = [
+        &["-t", &topic, "--spool-dir", dir, "--listen", &addr][..],
+        &fence,
+    ]
+    .concat();
+    let mut first = cdrship(&broker, &args);
+    first.wait_for_log("listening on");
+    std::net::TcpStream::connect(&addr)
+        .unwrap()
+        .write_all(numbered("before", 0..10).as_bytes())
+        .unwrap();
+    let reader = broker.reader(&topic);
+    let mut got = reader.read(10);
+    first.signal("KILL");
+    first.wait();
+
+    let mut second = cdrship(&broker, &args);
+    second.wait_for_log("waiting 5 s for what it had sent");
+    let mut pbx = std::net::TcpStream::connect(&addr)
+        .unwrap_or_else(|e| panic!("a PBX refused during the fence: {e}\n{}", second.log()));
+    pbx.write_all(numbered("during", 0..10).as_bytes()).unwrap();
+    drop(pbx);
+    reader.read_more(&mut got, 20);
+    second.stop();
+    assert_eq!(
+        texts(&got),
+        [numbered("before", 0..10), numbered("during", 0..10)]
+            .concat()
+            .lines()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(reader.stored(), 20, "a line sent twice");
+}

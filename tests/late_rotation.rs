@@ -40,8 +40,7 @@ fn logrotate(f: &Followed, style: &str) {
 }
 
 fn two_rotations_while_paused(styles: [&str; 2]) {
-    let broker = Broker::start();
-    let mock = broker.mock().expect("the outage needs the mock broker");
+    let broker = Broker::for_faults();
     let f = Followed::new(&broker, 4, &format!("late-{}", styles.join("-")));
     let mut written = numbered("before", 0..1000);
     append(&f.path, &written);
@@ -50,7 +49,7 @@ fn two_rotations_while_paused(styles: [&str; 2]) {
     wait_until("the first lines are delivered", || {
         run.metric(delivered) == Some(1000)
     });
-    mock.broker_down(1).unwrap();
+    broker.down();
     let outage = numbered("outage", 0..OUTAGE_LINES);
     append(&f.path, &outage);
     written.push_str(&outage);
@@ -72,7 +71,7 @@ fn two_rotations_while_paused(styles: [&str; 2]) {
         written.push_str(&lines);
         assert!(f.sibling(&format!("Master.csv.{}", rotation + 1)).exists());
     }
-    mock.broker_up(1).unwrap();
+    broker.up();
     let want: HashSet<&str> = written.lines().collect();
     let reader = broker.reader(&f.topic);
     let mut got = Vec::new();

@@ -137,14 +137,11 @@ fn a_spool_that_filled_its_disk_recovers_when_the_broker_returns() {
     const LINES: usize = 8000;
     let disk = Tmpfs::mount("400k");
     let spool = disk.spool();
-    let broker = Broker::start();
-    let mock = broker
-        .mock()
-        .expect("this test takes the mock broker down and up: unset KAFKA_BROKERS");
+    let broker = Broker::for_faults();
     let topic = broker.topic("spool-disk-wedge", 1);
     let lines = cdrs(LINES);
 
-    mock.broker_down(1).expect("broker_down");
+    broker.down();
     let dir = spool.to_str().unwrap();
     let args = [
         "-t",
@@ -165,7 +162,7 @@ fn a_spool_that_filled_its_disk_recovers_when_the_broker_returns() {
         pbx.write_all(sent.as_bytes()).unwrap();
     });
     run.wait_for_log("No space left on device");
-    mock.broker_up(1).expect("broker_up");
+    broker.up();
 
     let reader = broker.reader(&topic);
     let got = reader.read(LINES);

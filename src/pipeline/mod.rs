@@ -39,6 +39,14 @@ const SPOOLED_DRAIN: Duration = Duration::from_secs(2);
 pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
     let abort = CancellationToken::new();
     let stopped = || Ok(Outcome::nothing(Kept::Nothing.keeper()));
+    // Bound before the spool opens: during an --exactly-once fence the
+    // PBXs connect (their lines wait in the sockets) instead of being
+    // refused.
+    let listeners = match &config.source {
+        SourceConfig::Listen { addrs, .. } if addrs.is_empty() => activation::listeners()?,
+        SourceConfig::Listen { addrs, .. } => tcp::bind(addrs)?,
+        _ => Vec::new(),
+    };
     let (spool, backlog, spool_recovered) = match open_spool(&config, &stop).await? {
         Opened::Unkept => (None, None, None),
         Opened::Kept((spool, backlog), recovered) => (Some(spool), Some(backlog), recovered),
@@ -69,11 +77,6 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         recovered,
     )?;
     let sink = Arc::new(sink);
-    let listeners = match &config.source {
-        SourceConfig::Listen { addrs, .. } if addrs.is_empty() => activation::listeners()?,
-        SourceConfig::Listen { addrs, .. } => tcp::bind(addrs)?,
-        _ => Vec::new(),
-    };
 
     let file_lag = Arc::new(AtomicU64::new(0));
     let followed = match &config.source {

@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
@@ -26,6 +28,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
+pub mod cluster;
 pub mod collector;
 pub mod secured;
 pub mod tls;
@@ -37,15 +40,31 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 /// A broker for one test.
 pub struct Broker {
     mock: Option<MockCluster<'static, DefaultProducerContext>>,
+    /// The real cluster's nodes, for a test that faults them.
+    nodes: Option<cluster::Nodes>,
     servers: String,
+    _claim: Option<cluster::Claim>,
 }
 
 impl Broker {
-    /// The broker in `KAFKA_BROKERS`, or a fresh one-node mock cluster.
+    /// The broker in `KAFKA_BROKERS` (shared with the tests running
+    /// beside), or a fresh one-node mock cluster.
     pub fn start() -> Broker {
+        Broker::new(false)
+    }
+
+    /// The same, for a test that takes the broker down or slows it: the
+    /// real cluster is this test's alone while it runs.
+    pub fn for_faults() -> Broker {
+        Broker::new(true)
+    }
+
+    fn new(faults: bool) -> Broker {
         match std::env::var("KAFKA_BROKERS") {
             Ok(servers) if !servers.is_empty() => Broker {
+                _claim: Some(cluster::Claim::wait(faults)),
                 mock: None,
+                nodes: faults.then(|| cluster::Nodes::new(&servers)),
                 servers,
             },
             _ => {
@@ -53,43 +72,99 @@ impl Broker {
                 let servers = mock.bootstrap_servers();
                 Broker {
                     mock: Some(mock),
+                    nodes: None,
                     servers,
+                    _claim: None,
                 }
             }
         }
     }
 
-    /// Take the broker down for `outage`, then bring it back (mock cluster
-    /// only; false with a real broker, which tests cannot stop).
-    pub fn outage(&self, outage: Duration) -> bool {
-        let Some(mock) = &self.mock else {
-            return false;
-        };
-        mock.broker_down(1).expect("broker_down");
+    /// Take the broker down for `outage`, then bring it back: on a real
+    /// cluster every node is killed, then all start again.
+    pub fn outage(&self, outage: Duration) {
+        self.down();
         std::thread::sleep(outage);
-        mock.broker_up(1).expect("broker_up");
-        true
+        self.up();
     }
 
-    /// Make the broker refuse the next produce request with `error` (mock
-    /// cluster only; false with a real broker).
-    pub fn refuse_next_produce(&self, error: rdkafka::types::RDKafkaRespErr) -> bool {
-        let Some(mock) = &self.mock else {
-            return false;
-        };
-        mock.request_errors(rdkafka::types::RDKafkaApiKey::Produce, &[error]);
-        true
+    /// Take the broker down: connections refused (every node of a real
+    /// cluster SIGKILLed).
+    pub fn down(&self) {
+        match (&self.mock, &self.nodes) {
+            (Some(mock), _) => mock.broker_down(1).expect("broker_down"),
+            (None, Some(nodes)) => nodes.fault(cluster::Fault::Kill, &nodes.all()),
+            (None, None) => panic!("a fault on a real cluster needs Broker::for_faults()"),
+        }
     }
 
-    /// Make the broker answer that `topic` does not exist (mock cluster
-    /// only; false with a real broker).
-    pub fn hide_topic(&self, topic: &str) -> bool {
-        let Some(mock) = &self.mock else {
-            return false;
-        };
-        let unknown = rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
-        mock.topic_error(topic, unknown).expect("topic error set");
-        true
+    /// Bring the broker back after [`down`](Self::down) (a real
+    /// cluster's nodes serve again when this returns).
+    pub fn up(&self) {
+        match (&self.mock, &self.nodes) {
+            (Some(mock), _) => mock.broker_up(1).expect("broker_up"),
+            (None, Some(nodes)) => nodes.fault(cluster::Fault::Start, &nodes.all()),
+            (None, None) => panic!("a fault on a real cluster needs Broker::for_faults()"),
+        }
+    }
+
+    /// Make requests slow until [`fast`](Self::fast): the mock answers
+    /// after a round trip of `rtt`; a real cluster's nodes are SIGSTOPped
+    /// (connections open, no answers).
+    pub fn slow(&self, rtt: Duration) {
+        match (&self.mock, &self.nodes) {
+            (Some(mock), _) => mock.broker_round_trip_time(1, rtt).unwrap(),
+            (None, Some(nodes)) => nodes.fault(cluster::Fault::Stop, &nodes.all()),
+            (None, None) => panic!("a fault on a real cluster needs Broker::for_faults()"),
+        }
+    }
+
+    /// Answer at once again after [`slow`](Self::slow).
+    pub fn fast(&self) {
+        match (&self.mock, &self.nodes) {
+            (Some(mock), _) => mock.broker_round_trip_time(1, Duration::ZERO).unwrap(),
+            (None, Some(nodes)) => nodes.fault(cluster::Fault::Cont, &nodes.all()),
+            (None, None) => panic!("a fault on a real cluster needs Broker::for_faults()"),
+        }
+    }
+
+    /// The real cluster's nodes, for faults of single nodes; `None` with
+    /// the mock or without [`for_faults`](Self::for_faults).
+    pub fn nodes(&self) -> Option<&cluster::Nodes> {
+        self.nodes.as_ref()
+    }
+
+    /// From now on, refuse messages to `topic` over 200 bytes as too
+    /// large: the mock refuses the next produce request so; a real
+    /// cluster's topic gets `max.message.bytes=200`.
+    pub fn refuse_large(&self, topic: &str) {
+        if let Some(mock) = &self.mock {
+            let too_large = rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+            mock.request_errors(rdkafka::types::RDKafkaApiKey::Produce, &[too_large]);
+            return;
+        }
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.servers)
+            .create()
+            .expect("admin client");
+        let config =
+            AlterConfig::new(ResourceSpecifier::Topic(topic)).set("max.message.bytes", "200");
+        let results =
+            block_on(admin.alter_configs([&config], &AdminOptions::new())).expect("alter_configs");
+        for result in results {
+            result.expect("max.message.bytes set");
+        }
+    }
+
+    /// A topic name the broker does not know (a real cluster does not
+    /// create topics on use; the mock is told to say so).
+    pub fn missing_topic(&self, hint: &str) -> String {
+        let topic = format!("{hint}-never-created-{}", std::process::id());
+        if let Some(mock) = &self.mock {
+            let unknown = rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+            mock.topic_error(&topic, unknown).expect("topic error set");
+        }
+        topic
     }
 
     /// The mock cluster, for faults beyond [`outage`](Self::outage) (slow
@@ -128,14 +203,10 @@ impl Broker {
             .set("bootstrap.servers", &self.servers)
             .create()
             .expect("admin client");
-        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let results = runtime
-            .block_on(admin.create_topics([&new], &AdminOptions::new()))
-            .expect("create_topics");
+        // The cluster's default replication (3 on three nodes).
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+        let results =
+            block_on(admin.create_topics([&new], &AdminOptions::new())).expect("create_topics");
         for result in results {
             result.expect("topic created");
         }
@@ -145,6 +216,15 @@ impl Broker {
     pub fn reader(&self, topic: &str) -> Reader {
         Reader::try_new(&self.servers, topic).expect("consumer for the topic")
     }
+}
+
+/// Run an admin request to its end.
+fn block_on<T>(request: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(request)
 }
 
 fn partition_count(consumer: &BaseConsumer, topic: &str) -> Option<i32> {

@@ -83,12 +83,28 @@ pub enum Fault {
     /// land inside a state write.
     KillStorm,
     // Broker faults.
-    /// broker_down, an outage of a few hundred ms to 2 s, broker_up.
+    /// An outage of a few hundred ms to 2 s: the mock's broker_down and
+    /// broker_up; every node of a real cluster SIGKILLed, then started.
     BrokerDown,
-    /// A round-trip time of 50-500 ms for a while.
+    /// The mock: a round-trip time of 50-500 ms for a while. A real
+    /// cluster: every node SIGSTOPped for as long, then continued.
     BrokerSlow,
-    /// Retriable errors pushed onto Produce requests.
+    /// Retriable errors pushed onto Produce requests (the mock's; a real
+    /// cluster refuses for real in [`Fault::UnderMinIsr`]).
     RequestErrors,
+    /// A real cluster's leader of partition 0 SIGKILLed, then started.
+    LeaderKill,
+    /// A real cluster's leader of partition 0 SIGSTOPped, maybe past the
+    /// session timeout (fenced, leadership moves), then continued.
+    LeaderStop,
+    /// A real cluster's nodes shut down and started one after another.
+    RollingRestart,
+    /// Two of a real cluster's three nodes killed: in-sync replicas below
+    /// `min.insync.replicas`, writes refused (NOT_ENOUGH_REPLICAS) until
+    /// they are back.
+    UnderMinIsr,
+    /// Partitions added to the topic of a real cluster while cdrship runs.
+    PartitionsAdded,
     // stdin / TCP with --spool-dir.
     /// SIGKILL of a spooling stdin/TCP run.
     SpoolKill,
@@ -136,6 +152,11 @@ pub const ALL: &[Fault] = &[
     BrokerDown,
     BrokerSlow,
     RequestErrors,
+    LeaderKill,
+    LeaderStop,
+    RollingRestart,
+    UnderMinIsr,
+    PartitionsAdded,
     SpoolKill,
     SpoolTerm,
     SpoolFull,
@@ -152,6 +173,51 @@ pub const ALL: &[Fault] = &[
 /// each other) are fixed.
 pub const KNOWN_DEFECTS: &[Fault] = &[];
 
+/// The kinds only a real cluster can show (`KAFKA_BROKERS` set).
+pub const REAL_CLUSTER: &[Fault] = &[
+    LeaderKill,
+    LeaderStop,
+    RollingRestart,
+    UnderMinIsr,
+    PartitionsAdded,
+];
+
+/// The kinds only the mock can show, with why.
+pub const MOCK_ONLY: &[(Fault, &str)] = &[(
+    RequestErrors,
+    "a real broker cannot be told to fail requests; UnderMinIsr makes it refuse for real",
+)];
+
+/// Whether the tests run against a real cluster.
+pub fn real_cluster() -> bool {
+    std::env::var("KAFKA_BROKERS").is_ok_and(|servers| !servers.is_empty())
+}
+
+/// Whether `fault` can happen on this run's broker.
+fn possible(fault: Fault) -> bool {
+    if real_cluster() {
+        !MOCK_ONLY.iter().any(|(f, _)| *f == fault)
+    } else {
+        !REAL_CLUSTER.contains(&fault)
+    }
+}
+
+/// The kinds this run's broker cannot show, each with why (printed).
+pub fn impossible() -> Vec<String> {
+    if real_cluster() {
+        MOCK_ONLY
+            .iter()
+            .map(|(f, why)| format!("{f:?}: {why}"))
+            .collect()
+    } else {
+        REAL_CLUSTER
+            .iter()
+            .map(|f| {
+                format!("{f:?}: needs a real cluster (KAFKA_BROKERS, scripts/kafka up --nodes 3)")
+            })
+            .collect()
+    }
+}
 /// The set of enabled kinds.
 #[derive(Debug, Clone)]
 pub struct Enabled(Vec<Fault>);
@@ -159,20 +225,25 @@ pub struct Enabled(Vec<Fault>);
 impl Enabled {
     /// `CDRSHIP_EXPLORE_FAULTS` (`all`, or names such as
     /// `HeldWriter,Kill`), else the CI set: every kind but the
-    /// [`KNOWN_DEFECTS`].
+    /// [`KNOWN_DEFECTS`]. Only kinds this run's broker can show.
     pub fn from_env() -> Enabled {
         let Ok(list) = std::env::var("CDRSHIP_EXPLORE_FAULTS") else {
             let ci = ALL.iter().filter(|f| !KNOWN_DEFECTS.contains(f));
-            return Enabled(ci.copied().collect());
+            return Enabled(ci.copied().filter(|f| possible(*f)).collect());
         };
         if list.trim() == "all" {
-            return Enabled(ALL.to_vec());
+            return Enabled(ALL.iter().copied().filter(|f| possible(*f)).collect());
         }
         let names: Vec<&str> = list.split(',').map(str::trim).collect();
         for name in &names {
+            let fault = ALL.iter().find(|f| format!("{f:?}") == *name);
+            let fault = fault.unwrap_or_else(|| {
+                panic!("CDRSHIP_EXPLORE_FAULTS: unknown fault kind {name}; one of {ALL:?}")
+            });
             assert!(
-                ALL.iter().any(|f| format!("{f:?}") == *name),
-                "CDRSHIP_EXPLORE_FAULTS: unknown fault kind {name}; one of {ALL:?}"
+                possible(*fault),
+                "CDRSHIP_EXPLORE_FAULTS: {name} cannot happen on this broker: {:?}",
+                impossible()
             );
         }
         Enabled(

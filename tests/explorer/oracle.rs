@@ -251,15 +251,16 @@ impl std::fmt::Display for Verdict {
         let exempt: usize = self.exempt.values().sum();
         write!(
             f,
-            "written {}, arrived {}, lost {}, exempt {exempt} {:?}, duplicates {} \
-             (+{} stored twice by the mock)",
+            "written {}, arrived {}, lost {}, exempt {exempt} {:?}, duplicates {}",
             self.written,
             self.arrived,
             self.lost.len(),
             self.exempt,
             self.duplicates,
-            self.stored_again
         )?;
+        if self.stored_again > 0 {
+            write!(f, " (+{} stored twice by the mock)", self.stored_again)?;
+        }
         if !self.lost.is_empty() {
             let shown = &self.lost[..self.lost.len().min(20)];
             write!(f, "; missing {shown:?}")?;

@@ -8,8 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-
+use crate::brokers;
 use crate::common::collector::Collector;
 use crate::common::tmpfs::Tmpfs;
 use crate::common::{Broker, Cdrship, Followed};
@@ -83,7 +82,7 @@ impl Run<'_> {
 
 /// Run one file-mode schedule.
 pub fn run(schedule: &Schedule) -> Outcome {
-    let broker = Broker::start();
+    let broker = Broker::for_faults();
     let followed = Followed::new(&broker, schedule.partitions, "explore");
     let collector = Collector::start(&broker, &followed.topic, number);
     // Created empty first: `--from end` has nothing to skip.
@@ -116,7 +115,7 @@ pub fn run(schedule: &Schedule) -> Outcome {
             .join("state"),
     };
     if schedule.first_outage_ms.is_some() {
-        broker.mock().expect("mock broker").broker_down(1).unwrap();
+        broker.down();
     }
     run.start();
     if schedule.from_end {
@@ -238,23 +237,6 @@ pub fn run(schedule: &Schedule) -> Outcome {
                 run.start();
                 notes.join("; ")
             }
-            Step::BrokerDown { ms } => {
-                broker.outage(Duration::from_millis(*ms));
-                String::new()
-            }
-            Step::BrokerSlow { rtt_ms, ms } => {
-                if let Some(mock) = broker.mock() {
-                    mock.broker_round_trip_time(1, Duration::from_millis(*rtt_ms))
-                        .unwrap();
-                    std::thread::sleep(Duration::from_millis(*ms));
-                    mock.broker_round_trip_time(1, Duration::ZERO).unwrap();
-                }
-                String::new()
-            }
-            Step::RequestErrors { count, ms } => {
-                request_errors(&broker, *count, Duration::from_millis(*ms));
-                String::new()
-            }
             Step::Hangup => {
                 let process = run.process.as_mut().expect("cdrship runs");
                 process.signal("HUP");
@@ -289,9 +271,8 @@ pub fn run(schedule: &Schedule) -> Outcome {
                 String::new()
             }
             Step::PausedRotations { fill, rotations } => {
-                let mock = broker.mock().expect("mock broker");
                 let mut desk = writer.pause();
-                mock.broker_down(1).unwrap();
+                broker.down();
                 desk.write_lines(u64::from(*fill));
                 // The queue fills and reading pauses; the rotations land
                 // while it is paused.
@@ -302,9 +283,11 @@ pub fn run(schedule: &Schedule) -> Outcome {
                     desk.reopen_now();
                     desk.write_lines(u64::from(*lines));
                 }
-                mock.broker_up(1).unwrap();
+                broker.up();
                 notes.join("; ")
             }
+            broker_step => brokers::apply(&broker, &followed.topic, broker_step)
+                .unwrap_or_else(|| unreachable!("{broker_step:?} is not a file step")),
         };
         let written = writer.pause().oracle.written();
         log.push(format!("step {i} done at line {written}: {note}"));
@@ -380,11 +363,7 @@ fn first_outage(run: &mut Run<'_>, writer: &Writer, lasting: Duration) {
     }
     drop(desk);
     run.start();
-    run.broker
-        .mock()
-        .expect("mock broker")
-        .broker_up(1)
-        .unwrap();
+    run.broker.up();
 }
 
 /// cdrship has read from the file now at the path and saved progress
@@ -419,21 +398,6 @@ pub fn overflowed(broker: &Broker, topic: &str) -> Option<String> {
              {earliest:?}): the schedule wrote more than LINES_PER_PARTITION allows"
         )
     })
-}
-
-/// Push `count` retriable errors onto Produce requests for `lasting`,
-/// then clear what is left (mock only).
-pub fn request_errors(broker: &Broker, count: usize, lasting: Duration) {
-    let Some(mock) = broker.mock() else { return };
-    let kinds = [
-        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
-        RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
-    ];
-    let errors: Vec<RDKafkaRespErr> = (0..count).map(|i| kinds[i % kinds.len()]).collect();
-    mock.request_errors(RDKafkaApiKey::Produce, &errors);
-    std::thread::sleep(lasting);
-    mock.clear_request_errors(RDKafkaApiKey::Produce);
 }
 
 /// cdrship stopped: deleted files it may have held, and one the writer

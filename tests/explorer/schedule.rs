@@ -122,6 +122,17 @@ pub enum Step {
     StateDiskFull { ms: u64, kill: bool },
     /// A SIGKILL this many ms after each start, one after the other.
     KillStorm { after_ms: Vec<u64> },
+    /// The leader of partition 0 SIGKILLed, started again after `ms`.
+    LeaderKill { ms: u64 },
+    /// The leader of partition 0 SIGSTOPped for `ms` (past the cluster's
+    /// 6 s session timeout, it is fenced and leadership moves).
+    LeaderStop { ms: u64 },
+    /// Every node in turn shut down and started again.
+    RollingRestart,
+    /// Two nodes of three killed for `ms`: NOT_ENOUGH_REPLICAS.
+    UnderMinIsr { ms: u64 },
+    /// `more` partitions added to the topic.
+    PartitionsAdded { more: i32 },
     /// The broker down, `fill` lines (more than the small producer queue
     /// holds), then for each entry a rotation and that many lines, then
     /// the broker back.
@@ -191,6 +202,11 @@ const FILE_STEPS: &[Fault] = &[
     BrokerDown,
     BrokerSlow,
     RequestErrors,
+    LeaderKill,
+    LeaderStop,
+    RollingRestart,
+    UnderMinIsr,
+    PartitionsAdded,
     Hangup,
     PausedRotations,
     ShrinkWhileStopped,
@@ -206,6 +222,11 @@ const STREAM_STEPS: &[Fault] = &[
     BrokerDown,
     BrokerSlow,
     RequestErrors,
+    LeaderKill,
+    LeaderStop,
+    RollingRestart,
+    UnderMinIsr,
+    PartitionsAdded,
 ];
 
 /// The schedule of `seed` with the `enabled` kinds.
@@ -273,9 +294,24 @@ pub fn schedule(seed: u64, enabled: &Enabled) -> Schedule {
         })
         .collect();
     let mut steps = Vec::new();
+    // A real cluster's node takes seconds to start again: at most two
+    // steps a schedule restart nodes there.
+    let light: Vec<Fault> = kinds.iter().copied().filter(|k| !restarts(*k)).collect();
+    let mut restarts_left = if crate::faults::real_cluster() {
+        2
+    } else {
+        u32::MAX
+    };
     if !kinds.is_empty() {
         for _ in 0..rng.range(5, 9) {
-            let kind = rng.pick(&kinds);
+            let mut kind = rng.pick(&kinds);
+            if restarts(kind) {
+                if restarts_left == 0 && !light.is_empty() {
+                    kind = rng.pick(&light);
+                } else {
+                    restarts_left = restarts_left.saturating_sub(1);
+                }
+            }
             let step = step(&mut rng, kind, enabled);
             steps.push((rng.range(100, 600), step));
         }
@@ -293,6 +329,15 @@ pub fn schedule(seed: u64, enabled: &Enabled) -> Schedule {
         first_outage_ms,
         spellings,
     }
+}
+
+/// Whether a step of `kind` starts cluster nodes again (or, on the mock,
+/// brings its broker back).
+fn restarts(kind: Fault) -> bool {
+    matches!(
+        kind,
+        BrokerDown | SpoolFull | PausedRotations | LeaderKill | RollingRestart | UnderMinIsr
+    )
 }
 
 fn step(rng: &mut Rng, kind: Fault, enabled: &Enabled) -> Step {
@@ -407,6 +452,19 @@ fn step(rng: &mut Rng, kind: Fault, enabled: &Enabled) -> Step {
             count: rng.range(1, 8) as usize,
             ms: rng.range(300, 1000),
         },
+        LeaderKill => Step::LeaderKill {
+            ms: rng.range(200, 3000),
+        },
+        LeaderStop => Step::LeaderStop {
+            ms: rng.range(500, 9000),
+        },
+        RollingRestart => Step::RollingRestart,
+        UnderMinIsr => Step::UnderMinIsr {
+            ms: rng.range(500, 4000),
+        },
+        PartitionsAdded => Step::PartitionsAdded {
+            more: rng.range(1, 3) as i32,
+        },
         Hangup => Step::Hangup,
         StateDiskFull => Step::StateDiskFull {
             ms: rng.range(200, 1500),
@@ -512,6 +570,14 @@ impl Schedule {
         if paused {
             // Reading pauses after a thousand lines, not fifty thousand.
             args.extend(["-X", "queue.buffering.max.messages=1000"]);
+        }
+        let added = self
+            .steps
+            .iter()
+            .any(|(_, step)| matches!(step, Step::PartitionsAdded { .. }));
+        if added {
+            // New partitions are used within a second, not five minutes.
+            args.extend(["-X", "topic.metadata.refresh.interval.ms=1000"]);
         }
         args.into_iter().map(String::from).collect()
     }

@@ -22,11 +22,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::brokers;
 use crate::common::collector::Collector;
 use crate::common::{cdrship, Broker, Cdrship};
 use crate::oracle::{judge, Oracle, Reason};
 use crate::rng::Rng;
-use crate::runner::{overflowed, request_errors};
+use crate::runner::overflowed;
 use crate::schedule::{Mode, Schedule, Step, Stop};
 use crate::writer::line;
 use crate::{number, Outcome, LINES_PER_PARTITION};
@@ -89,7 +90,7 @@ fn spooled(dir: &Path) -> Vec<u64> {
 
 /// Run one stdin or TCP schedule.
 pub fn run(schedule: &Schedule) -> Outcome {
-    let broker = Broker::start();
+    let broker = Broker::for_faults();
     let topic = broker.topic("explore-stream", schedule.partitions);
     let collector = Collector::start(&broker, &topic, number);
     let dir = tempfile::tempdir().unwrap();
@@ -166,24 +167,8 @@ pub fn run(schedule: &Schedule) -> Outcome {
                     unread.len()
                 )
             }
-            Step::BrokerDown { ms } => {
-                broker.outage(Duration::from_millis(*ms));
-                String::new()
-            }
-            Step::BrokerSlow { rtt_ms, ms } => {
-                if let Some(mock) = broker.mock() {
-                    mock.broker_round_trip_time(1, Duration::from_millis(*rtt_ms))
-                        .unwrap();
-                    std::thread::sleep(Duration::from_millis(*ms));
-                    mock.broker_round_trip_time(1, Duration::ZERO).unwrap();
-                }
-                String::new()
-            }
-            Step::RequestErrors { count, ms } => {
-                request_errors(&broker, *count, Duration::from_millis(*ms));
-                String::new()
-            }
-            other => unreachable!("{other:?} is not a stream step"),
+            other => brokers::apply(&broker, &topic, other)
+                .unwrap_or_else(|| unreachable!("{other:?} is not a stream step")),
         };
         let written = feed.lock().unwrap().oracle.written();
         log.push(format!("step {i} done at line {written}: {note}"));
