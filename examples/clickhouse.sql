@@ -42,10 +42,13 @@
 -- without it use asterisk_cdr_dedup below instead of asterisk_cdr: a
 -- ReplacingMergeTree keyed by cdrship.id, read with FINAL.
 --
--- examples/clickhouse_check.py runs these statements in chDB: asterisk_cdr and asterisk_cdr_consumer
--- as written (and the dedup pair, fed every line twice), and kafka_asterisk_cdr with ENGINE = Kafka replaced by a Memory table
--- that has the virtual columns. Then it loads cdrship's JSON for
--- examples/Master.csv through them.
+-- examples/clickhouse_check.py runs these statements in chDB. With KAFKA_BROKERS
+-- set (as in CI) it runs all of them as written, with kafka_asterisk_cdr's
+-- broker list, topic and group pointed at that Kafka, and cdrship ships
+-- examples/Master.csv there with the options above. Without it,
+-- kafka_asterisk_cdr becomes a Memory table with the virtual columns, into
+-- which it inserts cdrship's JSON. Either way it also feeds the dedup pair
+-- every line twice.
 
 CREATE TABLE asterisk_cdr
 (
