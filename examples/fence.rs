@@ -7,9 +7,11 @@
 //! after a random moment, and watches the topic's partition ends until
 //! they have not moved for `QUIET`. The time from the kill to the last
 //! move is what a restart must wait before it reads back. Every EVERY-th
-//! round (0: never) the leader of partition 0 is SIGKILLed at the same
-//! instant (`scripts/kafka kill`) and started again after the round.
-//! Prints one line per round and the longest wait.
+//! round (0: never) a node is SIGKILLed at the same instant
+//! (`scripts/kafka kill`), in turn the leader of partition 0 and a
+//! follower (whose partitions then wait for the in-sync set to shrink),
+//! and started again after the round. Prints one line per round and the
+//! longest wait.
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -38,10 +40,19 @@ fn main() -> Result<()> {
         .create()?;
     let mut longest = Duration::ZERO;
     for round in 1..=kills {
-        let leader = (every > 0 && round % every == 0).then(|| leader(&consumer, &topic));
-        let waited = kill_and_watch(&cdrship, &servers, &topic, &consumer, round, leader)?;
+        let node = (every > 0 && round % every == 0).then(|| {
+            let leader = leader(&consumer, &topic);
+            let nodes = servers.split(',').count() as i32;
+            // Every other broker kill: a follower, the next node after it.
+            if (round / every) % 2 == 0 {
+                leader % nodes + 1
+            } else {
+                leader
+            }
+        });
+        let waited = kill_and_watch(&cdrship, &servers, &topic, &consumer, round, node)?;
         longest = longest.max(waited);
-        if let Some(node) = leader {
+        if let Some(node) = node {
             node_fault("start", node)?;
         }
     }
@@ -56,7 +67,7 @@ fn kill_and_watch(
     topic: &str,
     consumer: &BaseConsumer,
     round: u32,
-    leader: Option<i32>,
+    node: Option<i32>,
 ) -> Result<Duration> {
     let mut child = Command::new(cdrship)
         .args(["-b", servers, "-t", topic])
@@ -80,12 +91,16 @@ fn kill_and_watch(
             }
         }
     });
+    let start = ends(consumer, topic)?;
     let lead = 500 + (seed() % 1500);
     std::thread::sleep(Duration::from_millis(lead));
-    if let Some(node) = leader {
+    if let Some(node) = node {
         node_fault("kill", node)?;
     }
     let before = ends(consumer, topic)?;
+    if before == start {
+        bail!("round {round}: cdrship sent nothing before the kill");
+    }
     child.kill()?;
     let killed = Instant::now();
     child.wait()?;
@@ -102,9 +117,10 @@ fn kill_and_watch(
     }
     let after: i64 = seen.iter().sum::<i64>() - before.iter().sum::<i64>();
     println!(
-        "round {round}: {} ms to the last visible write ({after} messages after the kill){}",
+        "round {round}: {} ms to the last visible write ({after} messages visible after \
+         the last look before the kill){}",
         moved.as_millis(),
-        leader.map_or(String::new(), |n| format!(", node {n} killed with it"))
+        node.map_or(String::new(), |n| format!(", node {n} killed with it"))
     );
     Ok(moved)
 }

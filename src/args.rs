@@ -240,9 +240,12 @@ pub struct Cli {
 
     /// With --exactly-once: seconds a start after an unclean stop waits
     /// before reading back, so the requests the stopped process had sent
-    /// are written or refused by then (see README, exactly once).
-    #[arg(long, env = "CDRSHIP_EXACTLY_ONCE_FENCE", default_value = "30", value_parser = parse_secs)]
-    pub exactly_once_fence: Duration,
+    /// are written or refused by then. Default: the longest the brokers
+    /// let a replica lag or a broker go silent before the in-sync set
+    /// moves on (their replica.lag.time.max.ms and broker.session.timeout.ms),
+    /// plus 5 s; 35 s if they do not say (see README, exactly once).
+    #[arg(long, env = "CDRSHIP_EXACTLY_ONCE_FENCE", value_parser = parse_secs)]
+    pub exactly_once_fence: Option<Duration>,
 
     /// Seconds to wait for outstanding deliveries after SIGTERM/SIGINT (at
     /// plain EOF cdrship waits until every line is acknowledged).

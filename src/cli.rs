@@ -83,8 +83,8 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// Period of the stats line, if any.
     pub stats_interval: Option<Duration>,
-    /// `--exactly-once`, with its fence.
-    pub exactly_once: Option<Duration>,
+    /// `--exactly-once`, with its fence (`None`: from the brokers).
+    pub exactly_once: Option<Option<Duration>>,
 }
 
 impl Cli {

@@ -185,3 +185,40 @@ fn a_file_that_shrank_and_grew_while_stopped_sends_nothing_twice() {
     assert_eq!(sorted(common::texts(&e.got)), sorted(e.want.clone()));
     e.nothing_more();
 }
+
+/// Without `--exactly-once-fence`, the wait after an unclean stop is the
+/// brokers' own bound on a lagging replica or a silent broker
+/// (`replica.lag.time.max.ms`, `broker.session.timeout.ms`) plus 5 s: a
+/// cluster set to lag less waits less, one set to lag more is not cut
+/// short by a fixed default. A broker that does not say gets Kafka's
+/// default.
+#[test]
+fn the_fence_is_the_brokers_lag_bound_plus_a_margin() {
+    let broker = Broker::start();
+    let f = Followed::new(&broker, 1, "exactly-once-fence");
+    common::append(&f.path, &numbered("cdr", 0..10));
+    let mut killed = f.start_with(&broker, &EXACTLY_ONCE);
+    broker.reader(&f.topic).read(10);
+    killed.signal("KILL");
+    killed.wait();
+    let mut next = f.start_with(&broker, &["--exactly-once"]);
+    let waiting = next.wait_for_log("waiting ");
+    let log = next.log();
+    if broker.mock().is_some() {
+        // librdkafka's mock answers no DescribeConfigs.
+        assert!(
+            log.contains("replica.lag.time.max.ms could not be read"),
+            "{log}"
+        );
+        assert!(waiting.contains("waiting 35 s"), "{log}");
+    } else {
+        // scripts/kafka: replica.lag.time.max.ms=10000, broker.session.timeout.ms=6000.
+        assert!(
+            log.contains("the brokers let a replica lag 10 s at most"),
+            "{log}"
+        );
+        assert!(waiting.contains("waiting 15 s"), "{log}");
+    }
+    next.terminate();
+    assert_eq!(next.wait().code(), Some(0), "{}", next.log());
+}

@@ -27,7 +27,7 @@ pub enum Opened<T> {
     Stopped,
 }
 
-fn target(config: &Config, fence: std::time::Duration) -> Target<'_> {
+fn target(config: &Config, fence: Option<std::time::Duration>) -> Target<'_> {
     Target {
         kafka: &config.kafka,
         topics: [config.topic.clone(), config.reject_topic.clone()],

@@ -44,8 +44,41 @@ pub struct Target<'a> {
     pub kafka: &'a [(String, String)],
     /// The configured topic and the reject topic.
     pub topics: [String; 2],
-    /// How long the stopped process's requests may still be written.
-    pub fence: Duration,
+    /// How long the stopped process's requests may still be written
+    /// (`None`: ask the brokers).
+    pub fence: Option<Duration>,
+}
+
+/// Beyond the brokers' own bounds: the dead process's last requests may
+/// still wait in a broker's socket or request queue.
+const FENCE_MARGIN: Duration = Duration::from_secs(5);
+
+/// Kafka's defaults for those bounds (`replica.lag.time.max.ms`), for
+/// brokers that do not say (no DescribeConfigs on the cluster).
+const KAFKA_DEFAULT_LAG: Duration = Duration::from_secs(30);
+
+/// The default fence: a record the stopped process had sent is visible
+/// once every in-sync replica has it, or once a replica that does not
+/// fetch it has left the in-sync set, which the brokers' settings bound.
+async fn fence_of(kafka: &[(String, String)]) -> Duration {
+    match crate::sink::lag_bound(kafka).await {
+        Ok(lag) => {
+            info!(
+                "exactly once: the brokers let a replica lag {} s at most \
+                 (replica.lag.time.max.ms, broker.session.timeout.ms)",
+                lag.as_secs_f64()
+            );
+            lag + FENCE_MARGIN
+        }
+        Err(e) => {
+            info!(
+                "exactly once: the brokers' replica.lag.time.max.ms could not be read ({e:#}); \
+                 taking Kafka's default, {} s",
+                KAFKA_DEFAULT_LAG.as_secs()
+            );
+            KAFKA_DEFAULT_LAG + FENCE_MARGIN
+        }
+    }
 }
 
 /// Prepare `--exactly-once` after `previous`: read back after an unclean
@@ -74,15 +107,19 @@ pub async fn recover(
     let reader =
         Reader::new(target.kafka, topics.clone()).context("creating the read-back consumer")?;
     if !fresh {
+        let fence = match target.fence {
+            Some(fence) => fence,
+            None => fence_of(target.kafka).await,
+        };
         info!(
             "exactly once: the last run did not stop cleanly; waiting {} s for what it had \
              sent, then reading {} and {} back",
-            target.fence.as_secs_f64(),
+            fence.as_secs_f64(),
             topics[0],
             topics[1]
         );
         tokio::select! {
-            () = tokio::time::sleep(target.fence) => {}
+            () = tokio::time::sleep(fence) => {}
             () = stop.cancelled() => return Ok(Started::Stopped),
         }
     }

@@ -26,7 +26,7 @@ const REQUEST: Duration = Duration::from_secs(10);
 
 /// Logs like the producer; librdkafka's warnings that producer settings
 /// do not apply to a consumer are only debug news.
-struct Quiet;
+pub(super) struct Quiet;
 
 impl ClientContext for Quiet {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
