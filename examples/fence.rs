@@ -40,11 +40,11 @@ fn main() -> Result<()> {
         .create()?;
     let mut longest = Duration::ZERO;
     for round in 1..=kills {
-        let node = (every > 0 && round % every == 0).then(|| {
+        let node = (every > 0 && round.is_multiple_of(every)).then(|| {
             let leader = leader(&consumer, &topic);
             let nodes = servers.split(',').count() as i32;
             // Every other broker kill: a follower, the next node after it.
-            if (round / every) % 2 == 0 {
+            if (round / every).is_multiple_of(2) {
                 leader % nodes + 1
             } else {
                 leader
