@@ -192,7 +192,7 @@ def record(report):
 
 def main():
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "cdrship",
-                    "--example", "mock_broker"], cwd=ROOT, check=True)
+                    "--example", "mock_broker", "--example", "topic"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp()
     data = os.path.join(work, "cdr.csv")
     generate(data, LINES)
@@ -204,7 +204,13 @@ def main():
                                   stdout=subprocess.PIPE, text=True)
         brokers = broker.stdout.readline().strip()
     # CDRSHIP_BENCH_ARGS: more cdrship arguments for every mode (trying settings).
-    base = [CDRSHIP, "-b", brokers, "-t", "bench"] + os.environ.get("CDRSHIP_BENCH_ARGS", "").split()
+    topic = "bench"
+    if broker is None:
+        # A real cluster creates no topic on use: a fresh one per run.
+        topic = f"bench-{os.getpid()}"
+        subprocess.run([os.path.join(ROOT, "target/release/examples/topic"), topic, "4"],
+                       check=True)
+    base = [CDRSHIP, "-b", brokers, "-t", topic] + os.environ.get("CDRSHIP_BENCH_ARGS", "").split()
 
     def stdin_mode(args, path=data):
         with open(path, "rb") as f:
@@ -225,7 +231,7 @@ def main():
         threading.Thread(target=stream, args=((host, int(port)), chunks[connections])).start()
         return until_delivered(run, LINES)
 
-    kcat = ["kcat", "-P", "-b", brokers, "-t", "bench", "-X", "acks=all",
+    kcat = ["kcat", "-P", "-b", brokers, "-t", topic, "-X", "acks=all",
             "-X", "enable.idempotence=true", "-X", "linger.ms=5"]
     json_args = ["-f", "json", "--preset", "asterisk-cdr"]
     # cdrship's producer queue bound (src/sink/defaults.rs).

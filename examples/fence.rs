@@ -1,8 +1,9 @@
 //! How long after cdrship dies can its last messages still become
 //! visible? The evidence for `--exactly-once-fence` (see bench/README.md).
 //!
-//! `cargo run --release --example fence -- CDRSHIP KILLS [EVERY]` against
-//! the cluster in `KAFKA_BROKERS` (started by `scripts/kafka up --nodes 3`):
+//! `cargo run --release --example fence -- CDRSHIP TOPIC KILLS [EVERY]`
+//! against the cluster in `KAFKA_BROKERS` (started by `scripts/kafka up
+//! --nodes 3`; TOPIC made by `examples/topic.rs` with 4 partitions):
 //! each round feeds cdrship lines as fast as it takes them, SIGKILLs it
 //! after a random moment, and watches the topic's partition ends until
 //! they have not moved for `QUIET`. The time from the kill to the last
@@ -18,8 +19,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _, Result};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 
@@ -29,12 +28,11 @@ const PARTITIONS: i32 = 4;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let cdrship = args.next().context("usage: fence CDRSHIP KILLS [EVERY]")?;
+    let cdrship = args.next().context("usage: fence CDRSHIP TOPIC KILLS [EVERY]")?;
+    let topic = args.next().context("TOPIC")?;
     let kills: u32 = args.next().context("KILLS")?.parse()?;
     let every: u32 = args.next().map_or(Ok(0), |e| e.parse())?;
     let servers = std::env::var("KAFKA_BROKERS").context("KAFKA_BROKERS")?;
-    let topic = format!("fence-{}", std::process::id());
-    create(&servers, &topic)?;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &servers)
         .create()?;
@@ -91,16 +89,22 @@ fn kill_and_watch(
             }
         }
     });
+    // Streaming first (after a node's restart the producer may take a
+    // while to get its id and leaders), then the kill at a random moment.
     let start = ends(consumer, topic)?;
+    let streaming = Instant::now();
+    while ends(consumer, topic)? == start {
+        if streaming.elapsed() > Duration::from_secs(60) {
+            bail!("round {round}: cdrship sent nothing in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let lead = 500 + (seed() % 1500);
     std::thread::sleep(Duration::from_millis(lead));
     if let Some(node) = node {
         node_fault("kill", node)?;
     }
     let before = ends(consumer, topic)?;
-    if before == start {
-        bail!("round {round}: cdrship sent nothing before the kill");
-    }
     child.kill()?;
     let killed = Instant::now();
     child.wait()?;
@@ -157,20 +161,6 @@ fn node_fault(what: &str, node: i32) -> Result<()> {
         .status()?;
     if !status.success() {
         bail!("scripts/kafka {what} {node} failed");
-    }
-    Ok(())
-}
-
-fn create(servers: &str, topic: &str) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .create()?;
-    let new = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(-1));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    for result in runtime.block_on(admin.create_topics([&new], &AdminOptions::new()))? {
-        result.map_err(|(topic, e)| anyhow::anyhow!("creating {topic}: {e}"))?;
     }
     Ok(())
 }

@@ -1,0 +1,111 @@
+//! Exactly once under a long stream: numbered lines written to a followed
+//! file in chunks, the file rotated (renamed to the next `Master.csv.N`),
+//! cdrship SIGKILLed while lines are in flight and started again, and a
+//! broker node SIGKILLed now and then (the mock: an outage). A plain
+//! consumer (`read_uncommitted`, Java's default) must see every line once.
+//!
+//! On a real cluster the restarts wait the default fence (the brokers'
+//! bound, see README); on the mock, 1 s (one broker in-process).
+//!
+//! CI size: 40,000 lines, 4 SIGKILLs, 1 broker kill. The long run:
+//! `CDRSHIP_EO_LINES=1000000 CDRSHIP_EO_KILLS=20 CDRSHIP_EO_BROKER_KILLS=3`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::cluster::Fault;
+use common::{append, Broker, Followed};
+
+/// Lines a file holds before it is rotated.
+const ROTATE_EVERY: usize = 25_000;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .map_or(default, |v| v.parse().expect("a number"))
+}
+
+/// A node of a real cluster killed, or the mock's broker down; undone by
+/// [`back`].
+fn broker_kill(broker: &Broker, topic: &str) -> Option<i32> {
+    let Some(nodes) = broker.nodes() else {
+        broker.down();
+        return None;
+    };
+    let leader = nodes.leader(topic, 0);
+    nodes.fault(Fault::Kill, &[leader]);
+    Some(leader)
+}
+
+fn back(broker: &Broker, killed: Option<i32>) {
+    match (broker.nodes(), killed) {
+        (Some(nodes), Some(node)) => nodes.fault(Fault::Start, &[node]),
+        _ => broker.up(),
+    }
+}
+
+#[test]
+fn a_rotated_file_under_sigkills_and_broker_kills_arrives_exactly_once() {
+    let (lines, kills) = (env("CDRSHIP_EO_LINES", 40_000), env("CDRSHIP_EO_KILLS", 4));
+    let broker_kills = env("CDRSHIP_EO_BROKER_KILLS", 1);
+    let broker = Broker::for_faults();
+    let f = Followed::new(&broker, 4, "exactly-once-long");
+    let mut args = vec!["--exactly-once", "--metrics", "127.0.0.1:0"];
+    if broker.mock().is_some() {
+        args.extend(["--exactly-once-fence", "1"]);
+    }
+    let per_run = lines / (kills + 1);
+    let (mut written, mut rotations) = (0, 0);
+    for run in 0..=kills {
+        let mut cdrship = f.start_with(&broker, &args);
+        let end = if run == kills { lines } else { written + per_run };
+        while written < end {
+            let chunk = (end - written).min(ROTATE_EVERY - written % ROTATE_EVERY);
+            let text: String = (written..written + chunk)
+                .map(|n| format!("\"\",\"100\",\"{n}\",\"default\",\"2026-12-07\",\"ANSWERED\"\n"))
+                .collect();
+            append(&f.path, &text);
+            written += chunk;
+            if written % ROTATE_EVERY == 0 {
+                rotations += 1;
+                std::fs::rename(&f.path, f.sibling(&format!("Master.csv.{rotations}"))).unwrap();
+            }
+        }
+        if run == kills {
+            let reader = broker.reader(&f.topic);
+            let got = reader.read(lines);
+            cdrship.stop();
+            let mut more = got;
+            reader.poll_all(&mut more);
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            for msg in &more {
+                *seen.entry(msg.text()).or_default() += 1;
+            }
+            let twice = seen.values().filter(|&&n| n > 1).count();
+            eprintln!(
+                "exactly once: {lines} lines, {kills} SIGKILLs, {broker_kills} broker kills, \
+                 {rotations} rotations: {} arrived, {twice} more than once",
+                seen.len()
+            );
+            assert_eq!(seen.len(), lines, "lines missing");
+            assert_eq!(twice, 0, "lines arrived twice");
+            return;
+        }
+        // Kill while lines are in flight: some delivered, not all.
+        common::wait_until("lines stream", || {
+            cdrship
+                .metric("cdrship_lines_delivered_total{source=\"file\"}")
+                .is_some_and(|n| n > 500)
+        });
+        let node = (run * broker_kills / kills.max(1) != (run + 1) * broker_kills / kills.max(1))
+            .then(|| broker_kill(&broker, &f.topic));
+        cdrship.signal("KILL");
+        cdrship.wait();
+        if let Some(killed) = node {
+            std::thread::sleep(Duration::from_millis(500));
+            back(&broker, killed);
+        }
+    }
+}
