@@ -43,6 +43,9 @@ pub struct DeliveryContext {
 
 impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        if self.access.failed_fatally() {
+            return debug!("kafka: {error}: {reason}");
+        }
         if self.access.observe(reason) {
             return;
         }
@@ -64,6 +67,10 @@ impl ClientContext for DeliveryContext {
 
     /// librdkafka's own log (`-X debug=...` shows up with `-v`).
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if facility == "FATAL" {
+            self.access.fatal(message, &self.topic);
+            return debug!("kafka: {facility}: {message}");
+        }
         // A refusal comes through `error` too, where it is said once.
         if (facility == "FAIL" && (self.access.observe(message) || self.access.outage()))
             || self.access.credential(facility, message)

@@ -24,7 +24,7 @@ const HINTS: &[(&str, &str)] = &[
     ("ip address mismatch", "the broker's certificate does not name the address cdrship connects to: connect by a name it lists"),
     ("expired", "a certificate has expired (or this machine's clock is wrong)"),
     ("certificate verify failed", "set ssl.ca.location to the CA that signed the broker's certificate (or install that CA in the system store)"),
-    ("certificate required", "the broker wants a client certificate: set ssl.certificate.location and ssl.key.location"),
+    ("certificate required", WANTS_CERTIFICATE),
     ("bad certificate", "the broker does not accept the client certificate: check ssl.certificate.location and ssl.key.location"),
     ("unknown ca", "the broker does not trust the client certificate's CA"),
     ("wrong version number", "the broker does not speak TLS on this port: connect to its TLS listener, or set security.protocol to plaintext or sasl_plaintext"),
@@ -38,9 +38,18 @@ const HINTS: &[(&str, &str)] = &[
     ("sasl", "check sasl.mechanism, sasl.username and sasl.password (the broker must know the user for that mechanism)"),
 ];
 
-/// What to change for a refusal that says `detail`.
-pub(super) fn hint(detail: &str) -> &'static str {
+/// What to change when the broker wants a client certificate.
+const WANTS_CERTIFICATE: &str =
+    "the broker wants a client certificate: set ssl.certificate.location and ssl.key.location";
+
+/// What to change for a refusal that says `detail`, by a client that has
+/// a certificate of its own or not: a broker that wants one and gets none
+/// may say "bad certificate" (Java's TLS, so Apache Kafka, does).
+pub(super) fn hint(detail: &str, client_certificate: bool) -> &'static str {
     let detail = detail.to_ascii_lowercase();
+    if !client_certificate && detail.contains("bad certificate") {
+        return WANTS_CERTIFICATE;
+    }
     HINTS
         .iter()
         .find(|(marker, _)| detail.contains(marker))
