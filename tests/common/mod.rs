@@ -26,8 +26,8 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
+pub mod acls;
 pub mod collector;
-pub mod secured;
 pub mod tls;
 pub mod tmpfs;
 
