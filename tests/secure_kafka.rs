@@ -121,12 +121,11 @@ fn mtls_names_a_missing_client_certificate_and_ships_with_one() {
     let ca = secure_file("ca.pem");
     let mut client = vec![("security.protocol", "ssl"), ("ssl.ca.location", &ca)];
 
-    let refusal = f
-        .start_at(&servers, &with(&[], &properties(&client)))
-        .the_refusal();
-    assert!(
-        refusal.contains("set ssl.certificate.location and ssl.key.location"),
-        "{refusal}"
+    let mut run = f.start_at(&servers, &with(&[], &properties(&client)));
+    refused(
+        &mut run,
+        &servers,
+        "set ssl.certificate.location and ssl.key.location",
     );
 
     let (cert, key) = (secure_file("client.pem"), secure_file("client.key"));
@@ -157,10 +156,10 @@ fn scram_refuses_a_wrong_password_unsaid_and_ships_with_the_right_one() {
     wrong.push(("sasl.password", "not-the-password"));
 
     let mut run = f.start_at(&servers, &with(&[], &properties(&wrong)));
-    let refusal = run.the_refusal();
-    assert!(
-        refusal.contains("check sasl.mechanism, sasl.username and sasl.password"),
-        "{refusal}"
+    refused(
+        &mut run,
+        &servers,
+        "check sasl.mechanism, sasl.username and sasl.password",
     );
     assert!(!run.log().contains("not-the-password"), "{}", run.log());
 
@@ -263,7 +262,7 @@ fn without_write_on_the_topic_a_follower_stops_and_loses_nothing() {
         &[(On::TopicsFrom(&f.topic), Op::Describe)],
     );
     let mut run = f.start_at(&servers, &with(&[], &oauth(&principal)));
-    let refusal = run.the_refusal();
+    let refusal = refused(&mut run, &servers, "grant this principal Write on");
     for needle in [f.topic.as_str(), "grant this principal Write on"] {
         assert!(refusal.contains(needle), "{needle}: {refusal}");
     }
@@ -326,6 +325,32 @@ fn saved_offset(f: &Followed) -> u64 {
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap();
     state["offset"].as_u64().expect("an offset in the state")
+}
+
+/// Wait for exit 1; the lines that say a broker refused cdrship (the
+/// summary aside): at least one, each saying `hint`, at most one for each
+/// broker of `servers` (each says why, once) or one for the whole cluster.
+fn refused(run: &mut Cdrship, servers: &str, hint: &str) -> String {
+    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
+    let log = run.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("refused cdrship") && !l.contains("not delivered"))
+        .collect();
+    assert!(!lines.is_empty(), "{log}");
+    for line in &lines {
+        assert!(line.contains(hint), "{hint}: {line}");
+    }
+    let by = |server: &str| {
+        let name = format!("://{server}/");
+        lines.iter().filter(|l| l.contains(&name)).count()
+    };
+    let brokers = servers.split(',').map(by).sum::<usize>();
+    assert!(
+        servers.split(',').all(|s| by(s) <= 1) && (brokers == lines.len() || lines.len() == 1),
+        "{lines:#?}"
+    );
+    lines[0].to_owned()
 }
 
 /// Wait for exit 1 and return the one line that says what to grant.
