@@ -266,22 +266,52 @@ fn without_write_on_the_topic_a_follower_stops_and_loses_nothing() {
     for needle in [f.topic.as_str(), "grant this principal Write on"] {
         assert!(refusal.contains(needle), "{needle}: {refusal}");
     }
+    delivered_once_granted(&broker, &f, e, &principal);
+}
+
+/// After a denied run: nothing was stored or saved; granted Write, the
+/// next start delivers every line of `f`, once.
+fn delivered_once_granted(broker: &Broker, f: &Followed, e: Expected, principal: &str) {
     assert_eq!(
-        saved_offset(&f),
+        saved_offset(f),
         0,
         "the state advanced past undelivered lines"
     );
     assert_eq!(e.reader.stored(), 0);
-
+    let user = format!("User:{principal}");
     grant(
         broker.servers(),
         &user,
         &[(On::TopicsFrom(&f.topic), Op::Write)],
     );
-    let mut run = f.start_at(&servers, &with(&[], &oauth(&principal)));
+    let mut e = e;
+    let mut run = f.start_at(&env("KAFKA_OAUTH"), &with(&[], &oauth(principal)));
     e.check();
     run.stop();
     e.nothing_more();
+}
+
+#[test]
+#[ignore = "needs Apache Kafka's secure listeners: scripts/kafka up --secure (.ci/run runs them)"]
+fn without_any_acl_a_follower_says_what_to_grant_and_loses_nothing() {
+    let broker = cluster();
+    let servers = env("KAFKA_OAUTH");
+    let principal = fresh_principal("no-acl");
+    let f = Followed::new(&broker, 1, "acl-none");
+    let mut e = Expected::new(&broker, &f.topic);
+    e.add(&f.path, numbered("cdr", 0..50));
+    let mut run = f.start_at(&servers, &with(&[], &oauth(&principal)));
+    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
+    let log = run.log();
+    let said: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("cdrship: error"))
+        .collect();
+    assert_eq!(said.len(), 1, "{log}");
+    let wanted = format!("grant this principal Write on {}", f.topic);
+    assert!(said[0].contains(&wanted), "{wanted}: {}", said[0]);
+    assert!(!said[0].contains("create the topic"), "{}", said[0]);
+    delivered_once_granted(&broker, &f, e, &principal);
 }
 
 #[test]
