@@ -118,9 +118,6 @@ fn run_with_stdin(command: &str, args: &[&str], stdin: &str) {
 #[test]
 fn a_kdc_that_cannot_be_reached_is_said_with_what_to_check() {
     let broker = Broker::start();
-    broker
-        .mock()
-        .expect("needs the mock broker (skipped on Apache Kafka by .ci/run)");
     let dir = tempfile::tempdir().unwrap();
     let (keytab, conf) = (
         dir.path().join("cdrship.keytab"),

@@ -60,7 +60,11 @@ fn a_rotated_file_under_sigkills_and_broker_kills_arrives_exactly_once() {
     let (mut written, mut rotations) = (0, 0);
     for run in 0..=kills {
         let mut cdrship = f.start_with(&broker, &args);
-        let end = if run == kills { lines } else { written + per_run };
+        let end = if run == kills {
+            lines
+        } else {
+            written + per_run
+        };
         while written < end {
             let chunk = (end - written).min(ROTATE_EVERY - written % ROTATE_EVERY);
             let text: String = (written..written + chunk)

@@ -207,13 +207,11 @@ fn plaintext_to_a_tls_port_is_named_and_the_loss_is_reported() {
     );
 }
 
-/// TLS against a plaintext Kafka port (the mock's): named as such.
+/// TLS against a plaintext Kafka port: named as such, once however many
+/// brokers refuse alike.
 #[test]
 fn tls_to_a_plaintext_broker_is_named() {
     let broker = Broker::start();
-    broker
-        .mock()
-        .expect("needs the mock's plaintext port (skipped on Apache Kafka by .ci/run)");
     let mut run = cdrship(
         &broker,
         &[
@@ -267,14 +265,12 @@ fn an_expired_certificate_is_named() {
     assert!(refused.contains("(certificate has expired)"), "{}", refused);
 }
 
-/// SASL against a listener without it (the mock has none): named, with
-/// the property to change, and the password appears nowhere.
+/// SASL against a listener without it (the mock's, Apache Kafka's
+/// PLAINTEXT): named once, with the property to change, and the password
+/// appears nowhere.
 #[test]
 fn sasl_against_a_listener_without_it_is_named() {
     let broker = Broker::start();
-    broker
-        .mock()
-        .expect("needs the mock's listener without SASL (skipped on Apache Kafka by .ci/run)");
     let args = [
         "-t",
         "t",
@@ -291,11 +287,8 @@ fn sasl_against_a_listener_without_it_is_named() {
     ];
     let mut run = cdrship(&broker, &args);
     let refused = refusal_of_one_line(&mut run);
-    assert!(
-        refused.contains("SASL Handshake not supported by broker"),
-        "{}",
-        refused
-    );
+    // The mock says "SASL Handshake not supported by broker"; Apache Kafka
+    // offers an empty list of mechanisms.
     assert!(refused.contains("this listener has no SASL"), "{}", refused);
     assert!(!run.log().contains("hunter2"), "{}", run.log());
 }

@@ -43,6 +43,9 @@ pub struct DeliveryContext {
 
 impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        if self.access.failed_fatally() {
+            return debug!("kafka: {error}: {reason}");
+        }
         if self.access.observe(reason) {
             return;
         }
@@ -64,6 +67,10 @@ impl ClientContext for DeliveryContext {
 
     /// librdkafka's own log (`-X debug=...` shows up with `-v`).
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if facility == "FATAL" {
+            self.access.fatal(message, &self.topic);
+            return debug!("kafka: {facility}: {message}");
+        }
         // A refusal comes through `error` too, where it is said once.
         if (facility == "FAIL" && (self.access.observe(message) || self.access.outage()))
             || self.access.credential(facility, message)
@@ -127,18 +134,42 @@ impl ProducerContext for DeliveryContext {
                     }
                 }
                 self.tracker.failed(seq as u64, || {
-                    let topic = message.topic();
-                    match error {
-                        KafkaError::MessageProduction(
-                            UnknownTopic | UnknownTopicOrPartition | TopicAuthorizationFailed,
-                        ) => format!(
-                            "delivery to {topic} failed: {error}; create the topic (or grant \
-                             write access to it), or name another with --topic / --reject-topic"
-                        ),
-                        _ => format!("delivery to {topic} failed: {error}"),
-                    }
+                    failure("delivery to", message.topic(), error)
                 })
             }
         }
+    }
+}
+
+/// Why a message for `topic` failed (`what` says at which step), with
+/// what to change when the topic is missing or may not be written.
+pub(super) fn failure(what: &str, topic: &str, error: &KafkaError) -> String {
+    let hint = match error {
+        KafkaError::MessageProduction(TopicAuthorizationFailed) => format!(
+            "; grant this principal Write on {topic}, or name another topic with --topic / \
+             --reject-topic"
+        ),
+        KafkaError::MessageProduction(UnknownTopic | UnknownTopicOrPartition) => {
+            "; create the topic (or grant write access to it), or name another with --topic / \
+             --reject-topic"
+                .to_owned()
+        }
+        _ => String::new(),
+    };
+    format!("{what} {topic} failed: {error}{hint}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topic_that_may_not_be_written_says_what_to_grant() {
+        let denied = KafkaError::MessageProduction(TopicAuthorizationFailed);
+        let said = failure("producing to", "cdr", &denied);
+        assert!(said.contains("grant this principal Write on cdr"), "{said}");
+        assert!(!said.contains("create the topic"), "{said}");
+        let missing = KafkaError::MessageProduction(UnknownTopicOrPartition);
+        assert!(failure("delivery to", "cdr", &missing).contains("create the topic"));
     }
 }

@@ -211,7 +211,7 @@ impl Sink {
                 Err((error, back)) => {
                     let topic = back.topic;
                     self.tracker
-                        .failed(seq, || format!("producing to {topic} failed: {error}"));
+                        .failed(seq, || context::failure("producing to", topic, &error));
                     return;
                 }
             }
@@ -250,7 +250,8 @@ impl Sink {
         while from < batch.len() {
             let refused = |ticket, error| {
                 self.tracker.failed(ticket, || {
-                    format!("producing to {} failed: {error}", self.topic)
+                    let error = KafkaError::MessageProduction(error);
+                    context::failure("producing to", &self.topic, &error)
                 })
             };
             let Some(full_at) = self.main.produce(batch, from, refused) else {

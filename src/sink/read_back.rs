@@ -67,14 +67,44 @@ impl Reader {
             .set("group.id", "cdrship-read-back")
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false");
+            // The end of a partition is how a first start learns that
+            // the topics may be read (`readable`).
+            .set("enable.partition.eof", "true");
         let consumer = config.create_with_context(Quiet)?;
         Ok(Reader { consumer, topics })
     }
 
-    /// Where each partition ends now.
+    /// Where each partition ends now, once the cluster proved it lets
+    /// this principal read them: a first start reads nothing back, but a
+    /// start after an unclean stop must, and finding out only then would
+    /// stop the shipping after a crash.
     pub fn ends(&self, stop: &CancellationToken) -> Result<Vec<PartitionFrom>> {
-        Ok(self.bounds(stop)?.into_iter().map(|(end, _)| end).collect())
+        let ends: Vec<_> = self.bounds(stop)?.into_iter().map(|(end, _)| end).collect();
+        self.readable(&ends, stop)?;
+        Ok(ends)
+    }
+
+    /// Fetch at each partition's end until each says it is there (its
+    /// end-of-partition event), or fail if the cluster refuses.
+    fn readable(&self, ends: &[PartitionFrom], stop: &CancellationToken) -> Result<()> {
+        let mut list = TopicPartitionList::new();
+        for end in ends {
+            list.add_partition_offset(&end.topic, end.partition, Offset::Offset(end.offset))?;
+        }
+        self.consumer.assign(&list)?;
+        let mut at_end = 0;
+        while at_end < ends.len() {
+            if stop.is_cancelled() {
+                bail!("stopped during the read-back, before any line was sent");
+            }
+            match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Err(KafkaError::PartitionEOF(_))) => at_end += 1,
+                Some(Err(e)) => self.check(e)?,
+                Some(Ok(_)) | None => {}
+            }
+        }
+        self.consumer.unassign()?;
+        Ok(())
     }
 
     /// Each partition's end, with its first offset still kept.

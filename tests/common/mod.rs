@@ -28,9 +28,9 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
+pub mod acls;
 pub mod cluster;
 pub mod collector;
-pub mod secured;
 pub mod tls;
 pub mod tmpfs;
 

@@ -14,7 +14,10 @@ impl Access {
     /// proves to be one.
     pub(super) fn diagnose(&self, broker: &str, detail: &str, lower: &str) -> Option<String> {
         let address = probe::address(broker)?;
-        let refused = |why: &str| format!("{broker} refused cdrship: {why}; {}", hint(why));
+        let refused = |why: &str| {
+            let hint = hint(why, self.client_certificate);
+            format!("{broker} refused cdrship: {why}; {hint}")
+        };
         if lower.contains("certificate verify failed") {
             return Some(match probe::certificate(address, &self.tls) {
                 Some(why) => refused(&format!("{detail} ({why})")),

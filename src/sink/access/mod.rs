@@ -50,12 +50,16 @@ pub struct Access {
     bootstrap: Vec<String>,
     /// The producer's TLS settings, for the certificate probe.
     tls: Tls,
+    /// Whether cdrship has a client certificate to show (mTLS).
+    client_certificate: bool,
     /// Whether lines read survive the process (spool, saved file position).
     keeps: bool,
     /// Cancelled when nothing can be delivered and what was read is safe.
     stop: CancellationToken,
     delivered: AtomicBool,
     refused_now: AtomicBool,
+    /// librdkafka raised a fatal error: the producer delivers no more.
+    fatal: AtomicBool,
     state: Mutex<State>,
     /// Every broker down.
     outage: Lasting,
@@ -76,6 +80,21 @@ struct State {
     input_ended: bool,
     /// Why nothing can be delivered, once that is so.
     cause: Option<String>,
+}
+
+/// A refusal's words without the broker and librdkafka's timings
+/// ("(after 4ms in state SSL_HANDSHAKE)").
+fn gist(cause: &str) -> String {
+    let mut rest = cause
+        .split_once(" refused cdrship: ")
+        .map_or(cause, |(_, w)| w);
+    let mut words = String::new();
+    while let Some(at) = rest.find("(after ") {
+        words.push_str(&rest[..at]);
+        rest = rest[at..].split_once(')').map_or("", |(_, after)| after);
+    }
+    words.push_str(rest);
+    words
 }
 
 impl Access {
@@ -111,13 +130,21 @@ impl Access {
                 )
             })
             .collect();
+        let client_certificate = last(&[
+            "ssl.certificate.location",
+            "ssl.certificate.pem",
+            "ssl.keystore.location",
+        ])
+        .is_some();
         Access {
             bootstrap,
             tls,
+            client_certificate,
             keeps,
             stop,
             delivered: AtomicBool::new(false),
             refused_now: AtomicBool::new(false),
+            fatal: AtomicBool::new(false),
             state: Mutex::default(),
             outage: Lasting::default(),
             credential: Lasting::default(),
@@ -161,7 +188,8 @@ impl Access {
                     continue;
                 }
                 if let Some(why) = self.wrong_protocol(broker) {
-                    let cause = format!("{broker} refused cdrship: {why}; {}", hint(why));
+                    let hint = hint(why, self.client_certificate);
+                    let cause = format!("{broker} refused cdrship: {why}; {hint}");
                     self.refuse(broker, cause);
                 }
             }
@@ -196,10 +224,20 @@ impl Access {
     }
 
     /// Log and count a refusal by `broker`; stop if nothing can be delivered.
+    /// The brokers of one cluster refuse alike: a refusal another broker
+    /// made already in the same words is not said again.
     fn refuse(&self, broker: &str, cause: String) {
         let mut state = lock(&self.state);
         self.refused_now.store(true, Ordering::Relaxed);
-        error!("kafka: {cause}");
+        if state
+            .refusing
+            .values()
+            .any(|said| gist(said) == gist(&cause))
+        {
+            debug!("kafka: {cause}");
+        } else {
+            error!("kafka: {cause}");
+        }
         state.refusing.insert(broker.to_owned(), cause.clone());
         state.reminded.get_or_insert_with(Instant::now);
         if self.delivered.load(Ordering::Relaxed) || state.cause.is_some() {
@@ -211,6 +249,41 @@ impl Access {
         if broker == EVERYWHERE || state.bootstrap_refused.len() >= self.bootstrap.len() {
             self.nothing_deliverable(&mut state, cause);
         }
+    }
+
+    /// librdkafka's fatal error (its `FATAL` log line), for a producer of
+    /// `topic`: the producer delivers nothing more, whatever it delivered
+    /// before, so the run stops as for a refusal, said once with what to
+    /// grant where the cluster denied it (an idempotent producer's id
+    /// needs Write on a topic).
+    pub fn fatal(&self, message: &str, topic: &str) {
+        if self.fatal.swap(true, Ordering::Relaxed) {
+            return self.repeat();
+        }
+        // "[thrd:main]: Fatal error: Broker: Cluster authorization failed: Failed to ..."
+        let detail = message.split_once("]: ").map_or(message, |(_, d)| d);
+        let detail = detail.strip_prefix("Fatal error: ").unwrap_or(detail);
+        let hint = if detail.to_ascii_lowercase().contains("authorization failed") {
+            format!(
+                "grant this principal Write on {topic} (on Kafka before 3.0 also \
+                 IdempotentWrite on the cluster)"
+            )
+        } else {
+            "the producer cannot go on".to_owned()
+        };
+        let cause = format!("the cluster refused cdrship: {detail}; {hint}");
+        error!("kafka: {cause}");
+        let mut state = lock(&self.state);
+        self.refused_now.store(true, Ordering::Relaxed);
+        state.refusing.insert(EVERYWHERE.to_owned(), cause.clone());
+        if state.cause.is_none() {
+            self.nothing_deliverable(&mut state, cause);
+        }
+    }
+
+    /// Whether librdkafka raised a fatal error (said by [`fatal`](Self::fatal)).
+    pub fn failed_fatally(&self) -> bool {
+        self.fatal.load(Ordering::Relaxed)
     }
 
     /// A refusing broker refused again.

@@ -63,6 +63,53 @@ fn hints_name_what_to_change() {
         ("SSL handshake failed: error:0A00010B:SSL routines::wrong version number", "does not speak TLS"),
         ("Failed to initialize SASL authentication: SASL handshake failed (start (-4)): SASL(-4): no mechanism available: No worthy mechs found (GSSAPI)", "libsasl2-modules-gssapi-mit"),
     ] {
-        assert!(hint(detail).contains(wanted), "{detail}: {}", hint(detail));
+        assert!(hint(detail, true).contains(wanted), "{detail}: {}", hint(detail, true));
     }
+}
+
+#[test]
+fn a_bad_certificate_without_one_says_to_set_one() {
+    // Apache Kafka (Java's TLS 1.3) requiring a client certificate.
+    let detail = "Receive failed: error:0A000412:SSL routines::sslv3 alert bad certificate: SSL alert number 42 (after 2ms in state APIVERSION_QUERY)";
+    assert!(hint(detail, false).contains("set ssl.certificate.location and ssl.key.location"));
+    assert!(hint(detail, true).contains("does not accept the client certificate"));
+}
+
+#[test]
+fn a_fatal_error_stops_even_after_deliveries_and_says_what_to_grant() {
+    let (a, stop) = access("127.0.0.1:1", true);
+    a.delivered();
+    a.fatal("[thrd:main]: Fatal error: Broker: Cluster authorization failed: Failed to acquire idempotence PID from broker sasl_plaintext://127.0.0.1:9197/1: Broker: Cluster authorization failed", "cdr");
+    assert!(stop.is_cancelled() && a.failed_fatally());
+    let cause = a.refusal().unwrap();
+    assert!(
+        cause.starts_with(
+            "the cluster refused cdrship: Broker: Cluster authorization failed: Failed to acquire"
+        ),
+        "{cause}"
+    );
+    assert!(
+        cause.contains("grant this principal Write on cdr"),
+        "{cause}"
+    );
+}
+
+#[test]
+fn the_same_refusal_by_another_broker_has_the_same_gist() {
+    let one = "ssl://127.0.0.1:1/bootstrap refused cdrship: SSL handshake failed (after 3ms in state SSL_HANDSHAKE) (it answers plaintext); do this";
+    let two = "ssl://127.0.0.1:2/bootstrap refused cdrship: SSL handshake failed (after 74ms in state SSL_HANDSHAKE) (it answers plaintext); do this";
+    assert_eq!(gist(one), gist(two));
+    assert_eq!(
+        gist(one),
+        "SSL handshake failed  (it answers plaintext); do this"
+    );
+    assert_ne!(gist(one), gist(&two.replace("do this", "do that")));
+}
+
+#[test]
+fn a_listener_without_sasl_offering_no_mechanism_is_named() {
+    let apache = "SASL PLAIN mechanism handshake failed: Broker: Request not valid in current SASL state: broker's supported mechanisms:  (after 2ms in state AUTH_HANDSHAKE)";
+    assert!(hint(apache, false).starts_with("this listener has no SASL"));
+    let offers = "SASL PLAIN mechanism handshake failed: Broker: Unsupported SASL mechanism: broker's supported mechanisms: SCRAM-SHA-512 (after 2ms in state AUTH_HANDSHAKE)";
+    assert!(hint(offers, false).starts_with("set sasl.mechanism"));
 }
