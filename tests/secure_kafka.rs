@@ -124,7 +124,6 @@ fn mtls_names_a_missing_client_certificate_and_ships_with_one() {
     let mut run = f.start_at(&servers, &with(&[], &properties(&client)));
     refused(
         &mut run,
-        &servers,
         "set ssl.certificate.location and ssl.key.location",
     );
 
@@ -158,7 +157,6 @@ fn scram_refuses_a_wrong_password_unsaid_and_ships_with_the_right_one() {
     let mut run = f.start_at(&servers, &with(&[], &properties(&wrong)));
     refused(
         &mut run,
-        &servers,
         "check sasl.mechanism, sasl.username and sasl.password",
     );
     assert!(!run.log().contains("not-the-password"), "{}", run.log());
@@ -262,7 +260,7 @@ fn without_write_on_the_topic_a_follower_stops_and_loses_nothing() {
         &[(On::TopicsFrom(&f.topic), Op::Describe)],
     );
     let mut run = f.start_at(&servers, &with(&[], &oauth(&principal)));
-    let refusal = refused(&mut run, &servers, "grant this principal Write on");
+    let refusal = refused(&mut run, "grant this principal Write on");
     for needle in [f.topic.as_str(), "grant this principal Write on"] {
         assert!(refusal.contains(needle), "{needle}: {refusal}");
     }
@@ -357,30 +355,12 @@ fn saved_offset(f: &Followed) -> u64 {
     state["offset"].as_u64().expect("an offset in the state")
 }
 
-/// Wait for exit 1; the lines that say a broker refused cdrship (the
-/// summary aside): at least one, each saying `hint`, at most one for each
-/// broker of `servers` (each says why, once) or one for the whole cluster.
-fn refused(run: &mut Cdrship, servers: &str, hint: &str) -> String {
-    assert_eq!(run.wait().code(), Some(1), "{}", run.log());
-    let log = run.log();
-    let lines: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("refused cdrship") && !l.contains("not delivered"))
-        .collect();
-    assert!(!lines.is_empty(), "{log}");
-    for line in &lines {
-        assert!(line.contains(hint), "{hint}: {line}");
-    }
-    let by = |server: &str| {
-        let name = format!("://{server}/");
-        lines.iter().filter(|l| l.contains(&name)).count()
-    };
-    let brokers = servers.split(',').map(by).sum::<usize>();
-    assert!(
-        servers.split(',').all(|s| by(s) <= 1) && (brokers == lines.len() || lines.len() == 1),
-        "{lines:#?}"
-    );
-    lines[0].to_owned()
+/// Wait for exit 1; the one line that says the cluster refused cdrship
+/// (its brokers refuse alike: said once), which must say `hint`.
+fn refused(run: &mut Cdrship, hint: &str) -> String {
+    let refusal = run.the_refusal();
+    assert!(refusal.contains(hint), "{hint}: {refusal}");
+    refusal
 }
 
 /// Wait for exit 1 and return the one line that says what to grant.
