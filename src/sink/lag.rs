@@ -30,19 +30,20 @@ pub async fn lag_bound(properties: &[(String, String)]) -> Result<Duration> {
         .iter()
         .map(|b| b.id())
         .collect();
-    let resources: Vec<ResourceSpecifier> = brokers
-        .iter()
-        .map(|&id| ResourceSpecifier::Broker(id))
-        .collect();
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
     let mut longest = None;
-    for described in admin.describe_configs(&resources, &options).await? {
-        let described = described.map_err(|e| anyhow!("DescribeConfigs: {e}"))?;
-        for name in BOUNDS {
-            let ms = described
-                .get(name)
-                .and_then(|entry| entry.value.as_deref()?.parse::<u64>().ok());
-            longest = longest.max(ms);
+    // A broker's own settings are asked of that broker: one at a time.
+    for id in brokers {
+        let resource = [ResourceSpecifier::Broker(id)];
+        for described in admin.describe_configs(&resource, &options).await? {
+            let described =
+                described.map_err(|e| anyhow!("DescribeConfigs on broker {id}: {e}"))?;
+            for name in BOUNDS {
+                let ms = described
+                    .get(name)
+                    .and_then(|entry| entry.value.as_deref()?.parse::<u64>().ok());
+                longest = longest.max(ms);
+            }
         }
     }
     let ms = longest.ok_or_else(|| anyhow!("no broker gave {}", BOUNDS.join(" or ")))?;
