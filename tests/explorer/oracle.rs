@@ -206,15 +206,18 @@ pub fn judge(
                 verdict.stored_again += 1;
             }
             Some(original) => {
+                let (text, at) = (original.text(), (original.partition, original.offset));
                 let original = original.header("cdrship.id");
                 verdict.duplicates += 1;
                 if verdict.first_duplicates.len() < 10 {
                     verdict.first_duplicates.push(format!("{n} {id:?}"));
                 }
                 if original != id {
-                    verdict
-                        .id_mismatches
-                        .push(format!("line {n}: {original:?} then {id:?}"));
+                    verdict.id_mismatches.push(format!(
+                        "line {n}: {original:?} ({text:?} at {at:?}) then {id:?} ({:?} at {:?})",
+                        msg.text(),
+                        (msg.partition, msg.offset)
+                    ));
                 }
             }
         }

@@ -35,7 +35,7 @@ pub use resolve::resolve;
 
 use current::{directory_of, end_of_last_line, path_state, truncated, Current, PathState};
 use missed::{Finished, Late};
-use reader::read_available;
+use reader::{read_available, Last};
 use rotated::Rotated;
 
 use crate::args::StartAt;
@@ -235,7 +235,7 @@ pub async fn run(
             () = sleep_until(rotated::next_deadline(&rotated, grace)) => {}
             () = sleep_until(partial_deadline) => {
                 info!("{}: shipping an unterminated last line (--partial-line-timeout)", cfg.path.display());
-                reader::finish(&mut current, router).await;
+                reader::finish(&mut current, router, Last::Line).await;
             }
             () = stop.cancelled() => return Ok(()),
         }
@@ -293,8 +293,9 @@ fn load_state(progress: &Progress) -> (Option<State>, bool) {
 }
 
 /// After copytruncate, lines appended between our last read and the copy
-/// are only in the copy: read them from there (see `copy`), then ship a
-/// last line without newline; the offset read up to.
+/// are only in the copy: read them from there (see `copy`); a last line
+/// without newline was cut by the truncation (its rest, if any, went to
+/// the emptied file); the offset read up to.
 async fn finish_from_copy(
     path: &Path,
     current: &mut Current,
@@ -320,7 +321,7 @@ async fn finish_from_copy(
         );
         current.file = original;
     }
-    Ok(reader::finish(current, router).await)
+    Ok(reader::finish(current, router, Last::Cut).await)
 }
 
 /// Watch the file's directory: events on the file and its re-creation both

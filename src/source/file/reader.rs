@@ -55,10 +55,24 @@ pub(super) async fn read_available(
     }
 }
 
-/// Ship the bytes after the last newline as a line (the file is let go,
-/// or `--partial-line-timeout` expired); the offset read up to.
-pub(super) async fn finish(current: &mut Current, router: &mut Router) -> u64 {
-    if let Some(frame) = current.framer.finish() {
+/// What the bytes after the last newline are when a file is let go.
+pub(super) enum Last {
+    /// A line (the file is let go, or `--partial-line-timeout` expired).
+    Line,
+    /// The head of a line whose rest never reaches this file (it was
+    /// truncated under the writer): routed as cut, to the reject topic,
+    /// never as a record.
+    Cut,
+}
+
+/// Route the bytes after the last newline as `last` says; the offset
+/// read up to.
+pub(super) async fn finish(current: &mut Current, router: &mut Router, last: Last) -> u64 {
+    let frame = match last {
+        Last::Line => current.framer.finish(),
+        Last::Cut => current.framer.cut(),
+    };
+    if let Some(frame) = frame {
         let at = position(current.generation, &current.id, frame.end());
         router.route(frame, Some(at)).await;
     }

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::current::{truncated, Current};
 use super::missed::Finished;
-use super::reader::{finish, read_available};
+use super::reader::{finish, read_available, Last};
 use crate::checkpoint::Progress;
 use crate::route::Router;
 
@@ -69,7 +69,7 @@ pub(super) async fn drain(
             continue;
         }
         let mut done = rotated.remove(index);
-        let end = finish(&mut done.file, &mut done.router).await;
+        let end = finish(&mut done.file, &mut done.router, Last::Line).await;
         done.router.flush().await;
         debug!("a rotated file was quiet for {grace:?}; let go at byte {end}");
         finished.note(&done.file);
