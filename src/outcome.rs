@@ -30,6 +30,9 @@ pub struct Outcome {
     pub keeper: Keeper,
     /// Why reading stopped early or a delivery failed for good.
     pub error: Option<String>,
+    /// Stopped before reading (during `--exactly-once`'s fence or
+    /// read-back): the keeper's lines were not looked at.
+    pub unread: bool,
 }
 
 /// EX_TEMPFAIL: nothing lost, delivery continues at the next start.
@@ -73,6 +76,17 @@ impl Outcome {
             counts: Counts::default(),
             keeper,
             error: None,
+            unread: false,
+        }
+    }
+
+    /// A run stopped before it read anything, whose `keeper` may hold
+    /// lines not delivered yet (after an unclean stop, or a first start's
+    /// file): they wait for the next start.
+    pub fn stopped_before_reading(keeper: Keeper) -> Self {
+        Outcome {
+            unread: true,
+            ..Outcome::nothing(keeper)
         }
     }
 
@@ -129,6 +143,14 @@ impl Outcome {
         }
         let (kept, lost) = (self.kept(), self.lost());
         match &self.keeper {
+            Keeper::Spool(dir) if self.unread => warn!(
+                "stopped before reading: what the spool {} holds is sent at the next start",
+                dir.display()
+            ),
+            Keeper::File(path) if self.unread => warn!(
+                "stopped before reading: {} is read from its saved position at the next start",
+                path.display()
+            ),
             Keeper::Spool(dir) if kept > 0 => warn!(
                 "{kept} lines not delivered yet are kept in the spool {}; the next start sends them first",
                 dir.display()
@@ -172,12 +194,15 @@ impl Outcome {
     }
 
     /// The exit status: 0 when every line was delivered; 75 when the
-    /// undelivered ones are all kept and nothing failed; 1 when lines were
+    /// undelivered ones are all kept and nothing failed (or the run
+    /// stopped before reading what its keeper holds); 1 when lines were
     /// lost (also lines an earlier run spooled, to damage in the spool)
     /// or something failed.
     pub fn status(&self) -> u8 {
         let lost = self.lost() + self.counts.damaged;
+        let unread = self.unread && !matches!(self.keeper, Keeper::Nothing);
         match (&self.error, lost, self.kept()) {
+            (None, 0, 0) if unread => TEMPFAIL,
             (None, 0, 0) => 0,
             (None, 0, _) => TEMPFAIL,
             _ => 1,
@@ -200,7 +225,17 @@ mod tests {
             },
             keeper,
             error: error.map(str::to_owned),
+            unread: false,
         }
+    }
+
+    #[test]
+    fn a_stop_before_reading_a_keeper_is_a_temporary_failure() {
+        let file = Outcome::stopped_before_reading(Keeper::File("Master.csv".into()));
+        assert_eq!(file.status(), TEMPFAIL);
+        let spool = Outcome::stopped_before_reading(Keeper::Spool("spool".into()));
+        assert_eq!(spool.status(), TEMPFAIL);
+        assert_eq!(Outcome::nothing(Keeper::Nothing).status(), 0);
     }
 
     #[test]

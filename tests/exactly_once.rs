@@ -219,6 +219,17 @@ fn the_fence_is_the_brokers_lag_bound_plus_a_margin() {
         );
         assert!(waiting.contains("waiting 15 s"), "{log}");
     }
+    // Stopped in the fence: nothing read, the lines after the saved
+    // position wait for the next start (it used to say "0 lines read"
+    // and exit 0).
     next.terminate();
-    assert_eq!(next.wait().code(), Some(0), "{}", next.log());
+    assert_eq!(next.wait().code(), Some(75), "{}", next.log());
+    assert!(
+        next.log().contains("stopped before reading: ")
+            && next
+                .log()
+                .contains("is read from its saved position at the next start"),
+        "{}",
+        next.log()
+    );
 }

@@ -120,11 +120,12 @@ fn sigkills_while_stdin_streams_leave_no_duplicate_and_no_gap() {
         .all(|l| seen.contains_key(l)));
 }
 
-/// After an unclean stop, `--listen` waits the fence before it sends:
-/// meanwhile a PBX's connection is accepted (it used to be refused for
-/// the whole fence) and its lines are delivered once the fence is over.
+/// After an unclean stop, `--listen` waits the fence before it reads: a
+/// PBX is refused meanwhile (its lines stay with it), and a SIGTERM in
+/// the fence leaves the spool's lines for the next start, exit 75 (it
+/// used to say "0 lines read" and exit 0).
 #[test]
-fn a_listener_accepts_pbxs_while_it_waits_the_fence() {
+fn a_stop_during_the_fence_leaves_the_spool_for_the_next_start() {
     let broker = Broker::start();
     let topic = broker.topic("exactly-once-listen-fence", 1);
     let spool = tempfile::tempdir().unwrap();
@@ -149,15 +150,28 @@ fn a_listener_accepts_pbxs_while_it_waits_the_fence() {
 
     let mut second = cdrship(&broker, &args);
     second.wait_for_log("waiting 5 s for what it had sent");
-    let mut pbx = std::net::TcpStream::connect(&addr)
-        .unwrap_or_else(|e| panic!("a PBX refused during the fence: {e}\n{}", second.log()));
-    pbx.write_all(numbered("during", 0..10).as_bytes()).unwrap();
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "a PBX's lines taken during the fence"
+    );
+    second.terminate();
+    assert_eq!(second.wait().code(), Some(75), "{}", second.log());
+    assert!(
+        second.log().contains("is sent at the next start"),
+        "{}",
+        second.log()
+    );
+
+    let mut third = cdrship(&broker, &args);
+    third.wait_for_log("listening on");
+    let mut pbx = std::net::TcpStream::connect(&addr).unwrap();
+    pbx.write_all(numbered("after", 0..10).as_bytes()).unwrap();
     drop(pbx);
     reader.read_more(&mut got, 20);
-    second.stop();
+    third.stop();
     assert_eq!(
         texts(&got),
-        [numbered("before", 0..10), numbered("during", 0..10)]
+        [numbered("before", 0..10), numbered("after", 0..10)]
             .concat()
             .lines()
             .collect::<Vec<_>>()

@@ -38,19 +38,14 @@ const SPOOLED_DRAIN: Duration = Duration::from_secs(2);
 /// Run until the source ends or `stop` is cancelled.
 pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
     let abort = CancellationToken::new();
-    let stopped = || Ok(Outcome::nothing(Kept::Nothing.keeper()));
-    // Bound before the spool opens: during an --exactly-once fence the
-    // PBXs connect (their lines wait in the sockets) instead of being
-    // refused.
-    let listeners = match &config.source {
-        SourceConfig::Listen { addrs, .. } if addrs.is_empty() => activation::listeners()?,
-        SourceConfig::Listen { addrs, .. } => tcp::bind(addrs)?,
-        _ => Vec::new(),
-    };
+    // Stopped during --exactly-once's fence or read-back: nothing was
+    // read; what the keeper holds waits for the next start. The listener
+    // is not bound yet, so no PBX had its lines taken and dropped.
+    let stopped = |keeper| Ok(Outcome::stopped_before_reading(keeper));
     let (spool, backlog, spool_recovered) = match open_spool(&config, &stop).await? {
         Opened::Unkept => (None, None, None),
         Opened::Kept((spool, backlog), recovered) => (Some(spool), Some(backlog), recovered),
-        Opened::Stopped => return stopped(),
+        Opened::Stopped(keeper) => return stopped(keeper),
     };
     let tracker = Arc::new(Tracker::new(stop.clone()).spooling(spool.clone()));
     let keeps = spool.is_some()
@@ -64,7 +59,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
     let (progress, recovered) = match open_progress(&config, &stop).await? {
         Opened::Unkept => (None, spool_recovered),
         Opened::Kept(progress, recovered) => (Some(progress), recovered),
-        Opened::Stopped => return stopped(),
+        Opened::Stopped(keeper) => return stopped(keeper),
     };
     let access = Arc::new(Access::new(&config.kafka, keeps, stop.clone()));
     let (sink, broker_refused) = Sink::new(
@@ -77,6 +72,11 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         recovered,
     )?;
     let sink = Arc::new(sink);
+    let listeners = match &config.source {
+        SourceConfig::Listen { addrs, .. } if addrs.is_empty() => activation::listeners()?,
+        SourceConfig::Listen { addrs, .. } => tcp::bind(addrs)?,
+        _ => Vec::new(),
+    };
 
     let file_lag = Arc::new(AtomicU64::new(0));
     let followed = match &config.source {
@@ -238,6 +238,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Outcome> {
         counts: tracker.counts(),
         keeper: kept.keeper(),
         error,
+        unread: false,
     })
 }
 

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::recover::{recover, Started, Target};
 use crate::checkpoint::{Previous, Progress, Recovered, State, Store};
 use crate::cli::{Config, SourceConfig};
+use crate::outcome::Keeper;
 use crate::spool::{Backlog, Spool};
 
 /// What keeps the lines, as opened.
@@ -23,8 +24,8 @@ pub enum Opened<T> {
     Unkept,
     /// The keeper, and the lines already in Kafka (`--exactly-once`).
     Kept(T, Option<Arc<Recovered>>),
-    /// Stopped before anything was sent.
-    Stopped,
+    /// Stopped before anything was read or sent; where the lines wait.
+    Stopped(Keeper),
 }
 
 fn target(config: &Config, fence: Option<std::time::Duration>) -> Target<'_> {
@@ -80,7 +81,7 @@ pub async fn open_progress(
             let progress = progress.with_read_back(read_back);
             Ok(Opened::Kept(Arc::new(progress), Some(recovered)))
         }
-        Started::Stopped => Ok(Opened::Stopped),
+        Started::Stopped => Ok(Opened::Stopped(Keeper::File(path.clone()))),
     }
 }
 
@@ -106,7 +107,7 @@ pub async fn open_spool(
             spool.started()?;
             Ok(Opened::Kept((Arc::new(spool), backlog), Some(recovered)))
         }
-        Started::Stopped => Ok(Opened::Stopped),
+        Started::Stopped => Ok(Opened::Stopped(Keeper::Spool(spool.dir.clone()))),
     }
 }
 
