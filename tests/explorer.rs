@@ -1,13 +1,16 @@
-//! A randomized fault explorer: the real binary against the mock broker
+//! A randomized fault explorer: the real binary against the mock broker,
+//! or the real cluster in `KAFKA_BROKERS` (`scripts/kafka up --nodes 3`),
 //! through schedules drawn from a seed. Each schedule picks a mode (a
 //! followed file, or stdin/TCP with `--spool-dir`), a writer (open-append-
 //! close per line, or a descriptor held across rotations and reopened
 //! late; bursts; half-written last lines; equal header lines) and a list
 //! of steps: rotations in every logrotate style, SIGKILL and SIGTERM with
 //! restarts, damaged state files, rotations while cdrship is stopped,
-//! broker outages, slow round trips and request errors. The kinds live in
-//! one table (`explorer/faults.rs`); those with a known product defect are
-//! off in the CI set.
+//! broker outages, slow round trips and request errors; on a real cluster
+//! also leader kills and stops, rolling restarts, too few in-sync replicas
+//! and added partitions (`explorer/brokers.rs`). The kinds live in one
+//! table (`explorer/faults.rs`); those with a known product defect are off
+//! in the CI set, and those the broker cannot show are not drawn.
 //!
 //! An oracle (`explorer/oracle.rs`) knows every numbered line and which
 //! ones are exempt and why; every other line must arrive, and a duplicate
@@ -15,7 +18,8 @@
 //! summary line; a failure prints the seed, the missing lines and the
 //! schedule.
 //!
-//! - `cargo test --test explorer`: the CI seeds ([`CI_SEEDS`]).
+//! - `cargo test --test explorer`: the CI seeds ([`CI_SEEDS`], or
+//!   [`CI_SEEDS_REAL`] with `KAFKA_BROKERS`).
 //! - `CDRSHIP_EXPLORE_SEEDS=N`: N fresh random seeds instead (each printed).
 //! - `CDRSHIP_EXPLORE_SEED=S`: replay seed S (the same choices; timing may
 //!   differ).
