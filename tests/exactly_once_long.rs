@@ -58,8 +58,17 @@ fn a_rotated_file_under_sigkills_and_broker_kills_arrives_exactly_once() {
     }
     let per_run = lines / (kills + 1);
     let (mut written, mut rotations) = (0, 0);
+    // A first start finds no saved file to follow rotations from: a file
+    // rotated away before it opened the path is not found (left open in
+    // issue 26's note). Here it opens the file before the PBX writes.
+    std::fs::File::create(&f.path).unwrap();
     for run in 0..=kills {
         let mut cdrship = f.start_with(&broker, &args);
+        if run == 0 {
+            common::wait_until("cdrship opened the file", || {
+                cdrship.file_offset(&f.path).is_some()
+            });
+        }
         let end = if run == kills {
             lines
         } else {

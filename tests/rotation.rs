@@ -279,21 +279,6 @@ fn a_backup_copy_made_while_stopped_is_not_shipped_again() {
     e.nothing_more();
 }
 
-/// The offset of `pid`'s open descriptor for `path` (from /proc).
-fn read_offset(pid: u32, path: &std::path::Path) -> Option<u64> {
-    for fd in fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
-        if fs::read_link(fd.path()).ok().as_deref() == Some(path) {
-            let info =
-                fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_str()?))
-                    .ok()?;
-            return info
-                .lines()
-                .find_map(|l| l.strip_prefix("pos:")?.trim().parse().ok());
-        }
-    }
-    None
-}
-
 /// `: > Master.csv` while the PBX is half-way through a line: the head
 /// cdrship read is no record (its rest never reaches this file). It goes
 /// to the reject topic as an unfinished line, as a head cut by SIGTERM
@@ -309,9 +294,8 @@ fn a_head_cut_off_by_a_truncation_goes_to_the_reject_topic() {
     e.check();
     append(&f.path, "\"\",\"100\",\"200\",\"explore\",3");
     let len = fs::metadata(&f.path).unwrap().len();
-    let pid = run.child.id();
     common::wait_until("cdrship read the head", || {
-        read_offset(pid, &f.path) == Some(len)
+        run.file_offset(&f.path) == Some(len)
     });
     truncate(&f.path);
     run.wait_for_log("truncated");

@@ -546,6 +546,24 @@ impl Cdrship {
         }
     }
 
+    /// The offset of cdrship's open descriptor for `path` (from /proc):
+    /// how far it has read the file; `None` while it has not opened it.
+    pub fn file_offset(&self, path: &std::path::Path) -> Option<u64> {
+        let pid = self.child.id();
+        for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+            if std::fs::read_link(fd.path()).ok().as_deref() == Some(path) {
+                let name = fd.file_name();
+                let info =
+                    std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", name.to_str()?));
+                return info
+                    .ok()?
+                    .lines()
+                    .find_map(|l| l.strip_prefix("pos:")?.trim().parse().ok());
+            }
+        }
+        None
+    }
+
     /// The address after "listening on ".
     pub fn listening_on(&self) -> std::net::SocketAddr {
         let line = self.wait_for_log("listening on ");
