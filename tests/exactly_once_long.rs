@@ -13,10 +13,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::cluster::Fault;
-use common::{append, Broker, Followed};
+use common::{append, Broker, Followed, Msg};
 
 /// Lines a file holds before it is rotated.
 const ROTATE_EVERY: usize = 25_000;
@@ -58,13 +58,17 @@ fn a_rotated_file_under_sigkills_and_broker_kills_arrives_exactly_once() {
     }
     let per_run = lines / (kills + 1);
     let (mut written, mut rotations) = (0, 0);
-    // A first start finds no saved file to follow rotations from: a file
-    // rotated away before it opened the path is not found (left open in
-    // issue 26's note). Here it opens the file before the PBX writes.
-    std::fs::File::create(&f.path).unwrap();
+    let line = |n: usize| format!("\"\",\"100\",\"{n}\",\"default\",\"2026-12-07\",\"ANSWERED\"\n");
     for run in 0..=kills {
         let mut cdrship = f.start_with(&broker, &args);
         if run == 0 {
+            // A first start has no saved file to follow rotations from:
+            // it must have opened the file before the first rotation (a
+            // file rotated away before then is not found), and it opens
+            // one with a whole first line (see issue 26's note: an empty
+            // one gave ids that a restart did not match).
+            append(&f.path, &line(0));
+            written = 1;
             common::wait_until("cdrship opened the file", || {
                 cdrship.file_offset(&f.path).is_some()
             });
@@ -76,9 +80,7 @@ fn a_rotated_file_under_sigkills_and_broker_kills_arrives_exactly_once() {
         };
         while written < end {
             let chunk = (end - written).min(ROTATE_EVERY - written % ROTATE_EVERY);
-            let text: String = (written..written + chunk)
-                .map(|n| format!("\"\",\"100\",\"{n}\",\"default\",\"2026-12-07\",\"ANSWERED\"\n"))
-                .collect();
+            let text: String = (written..written + chunk).map(line).collect();
             append(&f.path, &text);
             written += chunk;
             // The last file stays at the path: a file renamed away before
@@ -90,22 +92,33 @@ fn a_rotated_file_under_sigkills_and_broker_kills_arrives_exactly_once() {
             }
         }
         if run == kills {
+            let mut got = Vec::new();
             let reader = broker.reader(&f.topic);
-            let got = reader.read(lines);
-            cdrship.stop();
-            let mut more = got;
-            reader.poll_all(&mut more);
-            let mut seen: HashMap<String, usize> = HashMap::new();
-            for msg in &more {
-                *seen.entry(msg.text()).or_default() += 1;
+            let mut first: HashMap<String, Msg> = HashMap::new();
+            let mut twice = 0;
+            let mut last_news = Instant::now();
+            // Until every line arrived, or nothing new for a minute.
+            while first.len() < lines && last_news.elapsed() < common::DEADLINE {
+                reader.poll_all(&mut got);
+                if !got.is_empty() {
+                    last_news = Instant::now();
+                }
+                for msg in got.drain(..) {
+                    match first.get(&msg.text()) {
+                        None => drop(first.insert(msg.text(), msg)),
+                        // The mock stores a retried batch twice (README).
+                        Some(seen) if broker.mock().is_some() && seen.stored_again(&msg) => {}
+                        Some(_) => twice += 1,
+                    }
+                }
             }
-            let twice = seen.values().filter(|&&n| n > 1).count();
+            cdrship.stop();
             eprintln!(
                 "exactly once: {lines} lines, {kills} SIGKILLs, {broker_kills} broker kills, \
                  {rotations} rotations: {} arrived, {twice} more than once",
-                seen.len()
+                first.len()
             );
-            assert_eq!(seen.len(), lines, "lines missing");
+            assert_eq!(first.len(), lines, "lines missing");
             assert_eq!(twice, 0, "lines arrived twice");
             return;
         }
