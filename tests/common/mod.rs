@@ -219,7 +219,7 @@ impl Broker {
 }
 
 /// Run an admin request to its end.
-fn block_on<T>(request: impl std::future::Future<Output = T>) -> T {
+pub fn block_on<T>(request: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

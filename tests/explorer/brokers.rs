@@ -109,16 +109,11 @@ fn add_partitions(broker: &Broker, topic: &str, more: i32) -> i32 {
         .create()
         .expect("admin client");
     let total = now + more;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let added = runtime
-        .block_on(admin.create_partitions(
-            [&NewPartitions::new(topic, total as usize)],
-            &AdminOptions::new(),
-        ))
-        .expect("create_partitions");
+    let added = crate::common::block_on(admin.create_partitions(
+        [&NewPartitions::new(topic, total as usize)],
+        &AdminOptions::new(),
+    ))
+    .expect("create_partitions");
     for result in added {
         result.expect("partitions added");
     }
